@@ -1,0 +1,90 @@
+package platformtest_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+
+	"example.com/deliverykit/reference-service/internal/platformtest"
+)
+
+// TestComposeFileIsValid loads the top-level docker-compose.yml with compose-go, the parser
+// docker compose itself uses, so a schema error, a bad interpolation or a dangling depends_on fails
+// here rather than on a user's machine. It also holds the file to the platform's rules: images
+// default to the official names and can be swapped for the local stand-ins, and every container
+// carries the label the sweep removes by.
+func TestComposeFileIsValid(t *testing.T) {
+	t.Parallel()
+	path, err := filepath.Abs("../../../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := func(env []string) map[string]string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		opts, err := cli.NewProjectOptions([]string{path},
+			cli.WithWorkingDirectory(filepath.Dir(path)), cli.WithEnv(env), cli.WithName("deliverykit"))
+		if err != nil {
+			t.Fatalf("compose options: %v", err)
+		}
+		project, err := opts.LoadProject(ctx)
+		if err != nil {
+			t.Fatalf("docker-compose.yml does not load: %v", err)
+		}
+		images := map[string]string{}
+		for name, svc := range project.Services {
+			images[name] = svc.Image
+			if svc.Labels[platformtest.ManagedLabel] != "true" {
+				t.Errorf("service %s lacks the label %s=true", name, platformtest.ManagedLabel)
+			}
+		}
+		return images
+	}
+
+	official := load(nil)
+	for _, dep := range []string{"postgres", "redis", "nats", "toxiproxy"} {
+		want := officialDefault(t, dep)
+		if official[dep] != want {
+			t.Errorf("service %s: image %q with no KIT_IMAGE_* set, want the official %q", dep, official[dep], want)
+		}
+	}
+
+	local := load([]string{"KIT_IMAGE_POSTGRES=kit-local/postgres:x"})
+	if local["postgres"] != "kit-local/postgres:x" {
+		t.Errorf("KIT_IMAGE_POSTGRES does not select the postgres image: got %q", local["postgres"])
+	}
+}
+
+// officialDefault reads the official image for name from platform/images.conf, the one place
+// image names live.
+func officialDefault(t *testing.T, name string) string {
+	t.Helper()
+	conf, err := os.ReadFile("../../../platform/images.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(conf), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && f[0] == name {
+			return f[1]
+		}
+	}
+	t.Fatalf("platform/images.conf does not name %s", name)
+	return ""
+}
+
+// TestOfficialDefaultsMatchImagesConf keeps the Go defaults in step with platform/images.conf.
+func TestOfficialDefaultsMatchImagesConf(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"postgres", "redis", "nats", "toxiproxy"} {
+		if got, want := platformtest.OfficialImage(name), officialDefault(t, name); got != want {
+			t.Errorf("platformtest's official image for %s is %q; platform/images.conf says %q", name, got, want)
+		}
+	}
+}

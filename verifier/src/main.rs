@@ -1,0 +1,7 @@
+//! Thin entry point: build the runtime, call the library, map the outcome to an exit code.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    verifier::cli::main()
+}
