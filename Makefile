@@ -12,7 +12,7 @@ SHELL := bash
 MAKEFLAGS += --no-print-directory
 
 -include .kit/images.env
-export KIT_IMAGE_POSTGRES KIT_IMAGE_REDIS KIT_IMAGE_NATS KIT_IMAGE_TOXIPROXY
+export $(filter KIT_IMAGE_%,$(.VARIABLES))
 # This machine carries /.dockerenv, so testcontainers would reach published ports through the
 # bridge gateway; tests talk to containers over loopback. Ryuk cannot be pulled; the label sweep
 # in platform/sweep.sh does its job.
@@ -23,8 +23,10 @@ export CARGO_TERM_COLOR ?= never
 GOBIN := $(shell go env GOPATH 2>/dev/null)/bin
 GOLANGCI_LINT := $(GOBIN)/golangci-lint
 SERVICE := reference-service
+# sqlc's generated code is checked in; `make test` regenerates it in memory and fails on a diff.
+SQLC_VERSION := v1.31.1
 
-.PHONY: help setup test demo test-go test-rust build
+.PHONY: help setup test demo test-platform test-go test-rust build bench-service bench-verifier
 
 help:
 	@echo "make demo   run the main job (see README.md)"
@@ -34,8 +36,13 @@ setup:
 	@bash platform/setup.sh
 
 test: setup
-	@$(MAKE) test-go test-rust
+	@$(MAKE) test-platform test-go test-rust
 	@echo "make test: every suite passed"
+
+# First: its sweep check removes every kit-labelled container, so no suite may run beside it.
+test-platform:
+	@echo "== platform: sweep, image cache, stand-in contracts"
+	@bash platform/tests/platform_test.sh
 
 test-go:
 	@echo "== go: gofmt, vet, golangci-lint, test -race ($(SERVICE))"
@@ -43,6 +50,7 @@ test-go:
 	  echo "gofmt: these files need formatting: $$unformatted" >&2; exit 1; fi
 	@cd $(SERVICE) && go vet ./...
 	@cd $(SERVICE) && $(GOLANGCI_LINT) run ./...
+	@cd $(SERVICE) && go run github.com/sqlc-dev/sqlc/cmd/sqlc@$(SQLC_VERSION) diff
 	@cd $(SERVICE) && go test -race -count=1 ./...
 
 test-rust:
@@ -60,3 +68,10 @@ demo: setup
 	@$(MAKE) build
 	@./target/release/verifier --version
 	@./target/release/verifier env
+
+# Benchmarks print numbers; they are not part of `make test`.
+bench-service: setup
+	@cd $(SERVICE) && bash bench/bench.sh
+
+bench-verifier:
+	@bash verifier/bench/bench.sh

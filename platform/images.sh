@@ -35,17 +35,19 @@ write_env() {
   {
     echo "# Written by platform/images.sh ($mode images); the Makefile exports these."
     for name in "${NAMES[@]}"; do
-      if [ "$mode" = official ]; then ref=${OFFICIAL[$name]}; else ref=${LOCAL[$name]}; fi
+      # The kit's own programs have no official image: always the local build.
+      if [ "$mode" = official ] && [ "${OFFICIAL[$name]}" != - ]; then ref=${OFFICIAL[$name]}; else ref=${LOCAL[$name]}; fi
       printf 'KIT_IMAGE_%s=%s\n' "${name^^}" "$ref"
     done
   } >"$tmp"
   mv "$tmp" "$out"
 }
 
-if [ "${KIT_IMAGES:-local}" = official ]; then
-  write_env official
-  exit 0
-fi
+MODE=${KIT_IMAGES:-local}
+case "$MODE" in
+local | official) ;;
+*) die "KIT_IMAGES=$MODE: use local (build stand-ins, the default) or official (a machine that can pull)" ;;
+esac
 
 # Bump when a change to this script must rebuild every image (an edit elsewhere in it need not).
 RECIPE_VERSION=1
@@ -55,6 +57,11 @@ recipe_hash() {
   {
     echo "$RECIPE_VERSION ${OFFICIAL[$name]} ${LOCAL[$name]} ${PACKAGES[$name]:-}"
     find "$HERE/images/$name" -type f -print0 | sort -z | xargs -0 cat
+    # The kit's own programs change with the service's source.
+    if [ "${OFFICIAL[$name]}" = - ]; then
+      find "$KIT_ROOT/reference-service" -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' -o -name '*.sql' -o -name '*.yaml' \) \
+        -not -name '*_test.go' -print0 | sort -z | xargs -0 cat
+    fi
   } | sha256sum | cut -c1-16
 }
 
@@ -82,6 +89,9 @@ rootfs() {
   note "building the $name rootfs from Debian packages ($includes); log: $log"
   # postgresql-common would create and start a cluster at install time; the entrypoint makes its
   # own from the environment, as the official image does.
+  # Into a file first: piping straight into `docker import` would leave an empty image under the
+  # tag when mmdebstrap fails, and the next run would take it for a finished rootfs.
+  local tarball="$KIT_STATE_DIR/rootfs-$name.tar"
   if ! timeout "$BUILD_TIMEOUT" mmdebstrap --variant=minbase --include="$includes" \
     --aptopt='Acquire::Check-Valid-Until "false"' \
     --aptopt='APT::Install-Recommends "false"' \
@@ -90,13 +100,18 @@ rootfs() {
     --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-exclude=/usr/share/info/*' \
     --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin "$1"/var/cache/apt/archives/*.deb' \
-    bookworm - \
+    bookworm "$tarball" \
     "deb $DEBIAN_MIRROR bookworm main" \
     "deb $DEBIAN_MIRROR bookworm-updates main" \
-    "deb $DEBIAN_SECURITY bookworm-security main" 2>"$log" |
-    docker import --message "mmdebstrap bookworm + $includes" - "$tag" >>"$log" 2>&1; then
+    "deb $DEBIAN_SECURITY bookworm-security main" >"$log" 2>&1; then
+    rm -f "$tarball"
     die "the $name rootfs did not build: $(grep -m1 -iE 'error|fail|unable' "$log" || tail -n 1 "$log") (full log: $log)"
   fi
+  if ! timeout "$BUILD_TIMEOUT" docker import --message "mmdebstrap bookworm + $includes" "$tarball" "$tag" >>"$log" 2>&1; then
+    rm -f "$tarball"
+    die "docker import of the $name rootfs failed: $(tail -n 1 "$log") (full log: $log)"
+  fi
+  rm -f "$tarball"
   echo "$tag"
 }
 
@@ -167,18 +182,37 @@ build_one() {
     dbuild "$name" "$ctx" "$hash"
     rm -rf "$ctx"
     ;;
+  paymentsim | service)
+    command -v go >/dev/null 2>&1 || die "go is missing: install Go 1.26 (https://go.dev/dl/) to build $name"
+    ctx=$(mktemp -d)
+    cp "$HERE/images/$name"/* "$ctx/"
+    local log="$KIT_STATE_DIR/logs/go-build-$name.log"
+    if ! (cd "$KIT_ROOT/reference-service" && CGO_ENABLED=0 timeout "$BUILD_TIMEOUT" \
+      go build -trimpath -ldflags='-s -w' -o "$ctx/app" "./cmd/$name") >"$log" 2>&1; then
+      rm -rf "$ctx"
+      die "go build of reference-service/cmd/$name failed: $(tail -n 1 "$log") (full log: $log)"
+    fi
+    dbuild "$name" "$ctx" "$hash"
+    rm -rf "$ctx"
+    ;;
   *) die "platform/images.conf names '$name', which platform/images.sh does not know how to build" ;;
   esac
   note "built ${LOCAL[$name]} in $((SECONDS - started))s ($(docker image inspect --format '{{.Size}}' "${LOCAL[$name]}" | awk '{printf "%.0f MB", $1/1e6}'))"
 }
 
-# Selected names as arguments (e.g. `images.sh postgres`), or all of them.
+# Selected names as arguments (e.g. `images.sh postgres`), or all of them; with official images,
+# only the kit's own programs, which have no official image.
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=("${NAMES[@]}")
+if [ ${#targets[@]} -eq 0 ]; then
+  for name in "${NAMES[@]}"; do
+    [ "$MODE" = official ] && [ "${OFFICIAL[$name]}" != - ] && continue
+    targets+=("$name")
+  done
+fi
 for name in "${targets[@]}"; do
   [ -n "${LOCAL[$name]:-}" ] || die "unknown image '$name'; platform/images.conf names: ${NAMES[*]}"
   build_one "$name"
 done
 # Images replaced by a rebuild are left untagged; remove those of ours.
 docker image prune -f --filter label=io.deliverykit.recipe >/dev/null 2>&1 || true
-write_env local
+write_env "$MODE"

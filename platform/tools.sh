@@ -22,3 +22,22 @@ if ! "$gobin/golangci-lint" version 2>/dev/null | grep -q "version ${GOLANGCI_LI
   GOBIN="$gobin" timeout 900 go install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$GOLANGCI_LINT_VERSION" >"$log" 2>&1 ||
     die "go install golangci-lint $GOLANGCI_LINT_VERSION failed: $(tail -n 1 "$log") (full log: $log)"
 fi
+
+# Prometheus and promtool: the rollback-trigger tests query a real Prometheus on loopback, and the
+# generated rules are checked with promtool.
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    die "prometheus and promtool are missing: install Prometheus 2.x (Debian: apt-get install prometheus; or https://prometheus.io/download/) and put both on PATH"
+  fi
+  note "installing Debian's prometheus (for prometheus and promtool; once)"
+  log="$KIT_STATE_DIR/logs/apt-prometheus.log"
+  if ! DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y --no-install-recommends prometheus >"$log" 2>&1; then
+    timeout 600 apt-get update >>"$log" 2>&1 || die "apt-get update failed (see $log)"
+    DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y --no-install-recommends prometheus >>"$log" 2>&1 ||
+      die "apt-get install prometheus failed (see $log)"
+  fi
+  # The package may start a server of its own where an init system runs; the tests start theirs.
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
+fi
