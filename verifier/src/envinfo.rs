@@ -10,8 +10,9 @@ use crate::exit_codes;
 
 /// The images the testcontainers provider uses, by the environment variable that names each.
 /// Defaults are the official images; `make` exports the locally built stand-ins instead
-/// (see `platform/images.conf`).
-pub const IMAGES: [(&str, &str); 4] = [
+/// (see `platform/images.conf`). The kit's own programs have no official image; their default is
+/// the local build.
+pub const IMAGES: [(&str, &str); 6] = [
     (
         "KIT_IMAGE_POSTGRES",
         "docker.io/library/postgres:15-bookworm",
@@ -19,6 +20,8 @@ pub const IMAGES: [(&str, &str); 4] = [
     ("KIT_IMAGE_REDIS", "docker.io/library/redis:7.0-bookworm"),
     ("KIT_IMAGE_NATS", "docker.io/library/nats:2.10.27"),
     ("KIT_IMAGE_TOXIPROXY", "ghcr.io/shopify/toxiproxy:2.12.0"),
+    ("KIT_IMAGE_PAYMENTSIM", "kit-local/paymentsim:dev"),
+    ("KIT_IMAGE_SERVICE", "kit-local/orders-service:dev"),
 ];
 
 /// The image for a dependency's variable (e.g. `KIT_IMAGE_POSTGRES`): the variable's value, or the
@@ -85,7 +88,8 @@ pub async fn print(args: EnvArgs) -> u8 {
 mod tests {
     use super::IMAGES;
 
-    /// The defaults here must be the official images `platform/images.conf` names.
+    /// The defaults here must be the official images `platform/images.conf` names (the local
+    /// build for the kit's own programs, which have none).
     #[test]
     fn defaults_match_images_conf() {
         let conf = include_str!("../../platform/images.conf");
@@ -96,7 +100,8 @@ mod tests {
                 .map(|l| l.split_whitespace().collect::<Vec<_>>())
                 .find(|f| f.len() == 3 && f[0] == name)
                 .unwrap_or_else(|| panic!("platform/images.conf does not name {name}"));
-            assert_eq!(line[1], official, "official image for {name}");
+            let expected = if line[1] == "-" { line[2] } else { line[1] };
+            assert_eq!(expected, official, "default image for {name}");
         }
     }
 }

@@ -2,7 +2,21 @@
 //! dependencies, and decides whether the release may ship. Modules follow the data flow
 //! described in `docs/architecture.md`.
 
+pub mod check;
 pub mod cli;
+pub mod drill;
+pub mod effects;
+pub mod env;
 pub mod envinfo;
 pub mod exit_codes;
 pub mod fault;
+pub mod load;
+pub mod logging;
+pub mod prom;
+pub mod record;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod steady;
+pub mod trigger;
+pub mod verdict;

@@ -52,7 +52,9 @@ impl ToxiproxyError {
 
 /// Which direction of a proxied connection a toxic acts on. Toxiproxy's default is downstream
 /// (server → client).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Stream {
     Upstream,

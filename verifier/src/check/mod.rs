@@ -1,0 +1,463 @@
+//! Checks: the scenario's budgets held against measurements, over the whole run and over
+//! sliding windows. A check reads measurements; it never starts load.
+
+use std::time::Duration;
+
+use crate::load::EngineReport;
+use crate::record::{Measurements, Stats, WindowView};
+use crate::scenario::Budgets;
+use crate::verdict::{RuleKind, RuleResult, Status};
+
+/// Share of arrivals the scheduler may dispatch late (for its own reasons) before the
+/// run cannot vouch for its latencies. A brief preemption of the scheduler thread makes a
+/// few arrivals late; falling behind is sustained.
+pub const MAX_LATE_SHARE: f64 = 0.05;
+/// Average busy cores, as a share of the machine, above which the generator counts as
+/// saturated.
+pub const MAX_CPU_SHARE: f64 = 0.9;
+
+/// Formats microseconds the way a person reads latency.
+pub fn fmt_us(us: u64) -> String {
+    if us >= 1_000_000 {
+        format!("{:.2} s", us as f64 / 1e6)
+    } else if us >= 1_000 {
+        format!("{:.1} ms", us as f64 / 1e3)
+    } else {
+        format!("{us} µs")
+    }
+}
+
+fn fmt_dur(d: Duration) -> String {
+    fmt_us(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+fn fmt_pct(r: f64) -> String {
+    format!("{:.2} %", r * 100.0)
+}
+
+fn quantile_us(s: &Stats, q: f64) -> u64 {
+    if q >= 1.0 {
+        s.hist.max()
+    } else {
+        s.hist.value_at_quantile(q)
+    }
+}
+
+/// One latency budget line: endpoint, label, quantile, ceiling.
+#[derive(Debug, Clone)]
+struct LatencyRule {
+    endpoint: String,
+    label: &'static str,
+    q: f64,
+    ceiling: Duration,
+}
+
+fn latency_rules(b: &Budgets) -> Vec<LatencyRule> {
+    b.endpoints
+        .iter()
+        .flat_map(|(ep, lb)| {
+            lb.rules()
+                .into_iter()
+                .map(move |(label, q, ceiling)| LatencyRule {
+                    endpoint: ep.clone(),
+                    label,
+                    q,
+                    ceiling,
+                })
+        })
+        .collect()
+}
+
+fn stats_for(endpoints: &[String], per: &[Stats], name: &str) -> Option<Stats> {
+    if name == "*" {
+        let mut all = Stats::new();
+        per.iter().for_each(|s| all.merge(s));
+        return Some(all);
+    }
+    endpoints
+        .iter()
+        .position(|e| e == name)
+        .map(|i| per[i].clone())
+}
+
+/// Whole-run rules.
+pub fn whole_run(
+    b: &Budgets,
+    m: &Measurements,
+    engine: &EngineReport,
+    cores: usize,
+    partial: bool,
+) -> Vec<RuleResult> {
+    let scope = "whole run".to_owned();
+    let mut out = Vec::new();
+    for r in latency_rules(b) {
+        let s = stats_for(&m.endpoints, &m.per_endpoint, &r.endpoint).unwrap_or_default();
+        let n = s.hist.len();
+        let budget = format!("{} <= {}", r.label, fmt_dur(r.ceiling));
+        let id = format!("latency.{}.{}", r.endpoint, r.label);
+        if n < b.min_samples {
+            out.push(RuleResult {
+                id,
+                kind: RuleKind::Latency,
+                scope: scope.clone(),
+                endpoint: Some(r.endpoint),
+                budget,
+                observed: if n == 0 {
+                    "no samples".into()
+                } else {
+                    fmt_us(quantile_us(&s, r.q))
+                },
+                status: Status::Inconclusive,
+                detail: format!("{n} samples, fewer than min_samples {}", b.min_samples),
+            });
+            continue;
+        }
+        let v = quantile_us(&s, r.q);
+        let ok = Duration::from_micros(v) <= r.ceiling;
+        out.push(RuleResult {
+            id,
+            kind: RuleKind::Latency,
+            scope: scope.clone(),
+            endpoint: Some(r.endpoint),
+            budget,
+            observed: fmt_us(v),
+            status: if ok { Status::Pass } else { Status::Fail },
+            detail: format!("{n} samples"),
+        });
+    }
+    let all = m.overall();
+    if let Some(max) = b.error_rate {
+        let (n, rate) = (all.counts.total(), all.counts.error_rate());
+        let status = if n < b.min_samples {
+            Status::Inconclusive
+        } else if rate <= max {
+            Status::Pass
+        } else {
+            Status::Fail
+        };
+        out.push(RuleResult {
+            id: "error_rate".into(),
+            kind: RuleKind::ErrorRate,
+            scope: scope.clone(),
+            endpoint: Some("*".into()),
+            budget: format!("errors <= {}", fmt_pct(max)),
+            observed: fmt_pct(rate),
+            status,
+            detail: error_detail(&all),
+        });
+    }
+    if let Some(min) = b.min_throughput {
+        let t = m.throughput();
+        out.push(RuleResult {
+            id: "throughput".into(),
+            kind: RuleKind::Throughput,
+            scope: scope.clone(),
+            endpoint: Some("*".into()),
+            budget: format!("throughput >= {min:.1} req/s"),
+            observed: format!("{t:.1} req/s"),
+            // A run stopped early never reached its planned rate.
+            status: if partial {
+                Status::Inconclusive
+            } else if t >= min {
+                Status::Pass
+            } else {
+                Status::Fail
+            },
+            detail: format!(
+                "{} requests in {:.1} s{}",
+                all.counts.total(),
+                m.elapsed.as_secs_f64(),
+                if partial {
+                    "; the run stopped early"
+                } else {
+                    ""
+                }
+            ),
+        });
+    }
+    out.push(generator_rule(engine, cores));
+    out
+}
+
+fn error_detail(s: &Stats) -> String {
+    let c = &s.counts;
+    format!(
+        "{} of {} failed (timeout {}, connect {}, reset {}, 4xx {}, 5xx {}, other {})",
+        c.errors(),
+        c.total(),
+        c.timeout,
+        c.connect,
+        c.reset,
+        c.status_4xx,
+        c.status_5xx,
+        c.other
+    )
+}
+
+/// Whether the generator, not the target, limited the run.
+pub fn generator_rule(e: &EngineReport, cores: usize) -> RuleResult {
+    let late_share = if e.started == 0 {
+        0.0
+    } else {
+        e.late_dispatches as f64 / e.started as f64
+    };
+    let cpu_share = e.cpu_cores_used / cores.max(1) as f64;
+    let planned = e.started + e.missed_arrivals;
+    let missed_share = if planned == 0 {
+        0.0
+    } else {
+        e.missed_arrivals as f64 / planned as f64
+    };
+    // Arrivals held at the in-flight cap until the plan ended are the target's doing (it
+    // kept every slot busy); the latency and throughput rules judge that.
+    let behind =
+        late_share > MAX_LATE_SHARE || (missed_share > MAX_LATE_SHARE && e.in_flight_waits == 0);
+    let saturated = cpu_share >= MAX_CPU_SHARE;
+    let status = if behind || saturated {
+        Status::Inconclusive
+    } else {
+        Status::Pass
+    };
+    let mut detail = format!(
+        "{} journeys; scheduler lag p50 {} p99 {}; CPU {:.2} s",
+        e.started,
+        fmt_us(e.dispatch_lag_p50_us),
+        fmt_us(e.dispatch_lag_p99_us),
+        e.cpu_seconds
+    );
+    if behind {
+        detail.push_str("; the scheduler fell behind");
+    }
+    if e.missed_arrivals > 0 {
+        detail.push_str(&format!("; {} arrivals never sent", e.missed_arrivals));
+    }
+    if saturated {
+        detail.push_str("; the generator used nearly every core");
+    }
+    RuleResult {
+        id: "generator".into(),
+        kind: RuleKind::Generator,
+        scope: "whole run".into(),
+        endpoint: None,
+        budget: format!(
+            "late <= {}, CPU < {:.0} % of {cores} cores",
+            fmt_pct(MAX_LATE_SHARE),
+            MAX_CPU_SHARE * 100.0
+        ),
+        observed: format!(
+            "late {}, CPU {:.0} %",
+            fmt_pct(late_share),
+            cpu_share * 100.0
+        ),
+        status,
+        detail,
+    }
+}
+
+/// The worst a rule did over the windows seen so far.
+#[derive(Debug, Clone)]
+struct WindowState {
+    id: String,
+    kind: RuleKind,
+    endpoint: String,
+    budget: String,
+    judged: u64,
+    breaches: u64,
+    worst: Option<(f64, String, Duration)>,
+}
+
+/// Watches sliding windows as the recorder closes them; remembers each rule's worst
+/// window, and says when one breaches (for early abort).
+#[derive(Debug, Clone)]
+pub struct WindowWatch {
+    endpoints: Vec<String>,
+    min_samples: u64,
+    window: Duration,
+    latency: Vec<(LatencyRule, WindowState)>,
+    error_rate: Option<(f64, WindowState)>,
+}
+
+impl WindowWatch {
+    /// `None` when the budgets define no window.
+    pub fn new(b: &Budgets, endpoints: Vec<String>) -> Option<WindowWatch> {
+        let window = b.window?.0;
+        let state = |id: String, kind, endpoint: &str, budget: String| WindowState {
+            id,
+            kind,
+            endpoint: endpoint.to_owned(),
+            budget,
+            judged: 0,
+            breaches: 0,
+            worst: None,
+        };
+        let latency = latency_rules(b)
+            .into_iter()
+            .map(|r| {
+                let s = state(
+                    format!("window.latency.{}.{}", r.endpoint, r.label),
+                    RuleKind::Latency,
+                    &r.endpoint,
+                    format!("{} <= {} in every window", r.label, fmt_dur(r.ceiling)),
+                );
+                (r, s)
+            })
+            .collect();
+        let error_rate = b.error_rate.map(|max| {
+            (
+                max,
+                state(
+                    "window.error_rate".into(),
+                    RuleKind::ErrorRate,
+                    "*",
+                    format!("errors <= {} in every window", fmt_pct(max)),
+                ),
+            )
+        });
+        Some(WindowWatch {
+            endpoints,
+            min_samples: b.min_samples,
+            window,
+            latency,
+            error_rate,
+        })
+    }
+
+    /// Judges one window; returns a description of the first breach in it.
+    pub fn observe(&mut self, w: &WindowView) -> Option<String> {
+        let mut breach = None;
+        for (r, st) in &mut self.latency {
+            let Some(s) = stats_for(&self.endpoints, &w.per_endpoint, &r.endpoint) else {
+                continue;
+            };
+            if s.hist.len() < self.min_samples {
+                continue;
+            }
+            let v = quantile_us(&s, r.q);
+            st.judged += 1;
+            if st.worst.as_ref().is_none_or(|(x, _, _)| v as f64 > *x) {
+                st.worst = Some((v as f64, fmt_us(v), w.start));
+            }
+            if Duration::from_micros(v) > r.ceiling {
+                st.breaches += 1;
+                breach.get_or_insert_with(|| {
+                    format!(
+                        "{} {} was {} over {}–{} s (budget {})",
+                        r.endpoint,
+                        r.label,
+                        fmt_us(v),
+                        w.start.as_secs(),
+                        w.end.as_secs(),
+                        fmt_dur(r.ceiling)
+                    )
+                });
+            }
+        }
+        if let Some((max, st)) = &mut self.error_rate {
+            let all = w.overall();
+            if all.counts.total() >= self.min_samples {
+                let rate = all.counts.error_rate();
+                st.judged += 1;
+                if st.worst.as_ref().is_none_or(|(x, _, _)| rate > *x) {
+                    st.worst = Some((rate, fmt_pct(rate), w.start));
+                }
+                if rate > *max {
+                    st.breaches += 1;
+                    breach.get_or_insert_with(|| {
+                        format!(
+                            "error rate was {} over {}–{} s (budget {})",
+                            fmt_pct(rate),
+                            w.start.as_secs(),
+                            w.end.as_secs(),
+                            fmt_pct(*max)
+                        )
+                    });
+                }
+            }
+        }
+        breach
+    }
+
+    pub fn results(&self) -> Vec<RuleResult> {
+        let scope = format!(
+            "sliding {} windows",
+            fmt_dur(self.window).replace(".00 s", " s")
+        );
+        let states = self
+            .latency
+            .iter()
+            .map(|(_, s)| s)
+            .chain(self.error_rate.iter().map(|(_, s)| s));
+        states
+            .map(|st| {
+                let status = if st.judged == 0 {
+                    Status::Inconclusive
+                } else if st.breaches > 0 {
+                    Status::Fail
+                } else {
+                    Status::Pass
+                };
+                let (observed, detail) = match &st.worst {
+                    Some((_, text, at)) => (
+                        format!("worst {text}"),
+                        format!(
+                            "worst window starts at {} s; {} of {} windows breached",
+                            at.as_secs(),
+                            st.breaches,
+                            st.judged
+                        ),
+                    ),
+                    None => (
+                        "no window judged".into(),
+                        format!("no window had min_samples {} requests", self.min_samples),
+                    ),
+                };
+                RuleResult {
+                    id: st.id.clone(),
+                    kind: st.kind,
+                    scope: scope.clone(),
+                    endpoint: Some(st.endpoint.clone()),
+                    budget: st.budget.clone(),
+                    observed,
+                    status,
+                    detail,
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_latency_for_people() {
+        assert_eq!(fmt_us(850), "850 µs");
+        assert_eq!(fmt_us(183_400), "183.4 ms");
+        assert_eq!(fmt_us(1_020_000), "1.02 s");
+    }
+
+    #[test]
+    fn idle_generator_passes_and_busy_one_is_inconclusive() {
+        let mut e = EngineReport {
+            started: 1000,
+            cpu_cores_used: 0.2,
+            ..Default::default()
+        };
+        assert_eq!(generator_rule(&e, 2).status, Status::Pass);
+        e.late_dispatches = 60;
+        assert_eq!(generator_rule(&e, 2).status, Status::Inconclusive);
+        e.late_dispatches = 0;
+        e.missed_arrivals = 100;
+        assert_eq!(generator_rule(&e, 2).status, Status::Inconclusive);
+        e.in_flight_waits = 500;
+        assert_eq!(
+            generator_rule(&e, 2).status,
+            Status::Pass,
+            "arrivals held at the cap are the target's doing"
+        );
+        e.missed_arrivals = 0;
+        e.cpu_cores_used = 1.9;
+        assert_eq!(generator_rule(&e, 2).status, Status::Inconclusive);
+    }
+}

@@ -1,0 +1,299 @@
+//! Closed model: virtual users run journeys back to back with think time, on goose
+//! embedded as a library. Every step records into the same [`Collector`] as the open
+//! model; goose's own metrics are switched off.
+//!
+//! Latency here is service time as each user saw it. A closed model waits for the target
+//! by design, so it cannot show coordinated omission; gate latency on the open model.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use goose::config::GooseConfiguration;
+use goose::prelude::*;
+
+use super::cpu::CpuMark;
+use super::request::classify_chain;
+use super::{Collector, EngineReport, Plan, Stop, capture_json};
+use crate::record::Outcome;
+use crate::scenario::{Capture, Load, Method, UserPhase};
+
+/// Captured values of the user's current journey, kept in goose's per-user session data.
+#[derive(Debug, Default, Clone)]
+struct Session {
+    vars: HashMap<String, String>,
+    /// A step failed: skip the rest of this iteration, which depends on its captures.
+    broken: bool,
+}
+
+/// goose's test plan: `users,seconds;...`, each step reaching its user count linearly.
+pub fn test_plan(phases: &[UserPhase]) -> String {
+    let mut cur = 0u32;
+    let mut steps = Vec::new();
+    let secs = |d: Duration| d.as_secs_f64().round() as u64;
+    for p in phases {
+        match p {
+            UserPhase::Ramp { users, duration } => {
+                steps.push(format!("{users},{}s", secs(duration.0)));
+                cur = *users;
+            }
+            UserPhase::Steady { duration } => steps.push(format!("{cur},{}s", secs(duration.0))),
+            UserPhase::Spike { users, duration } => {
+                steps.push(format!("{users},0s"));
+                steps.push(format!("{users},{}s", secs(duration.0)));
+                steps.push(format!("{cur},0s"));
+            }
+        }
+    }
+    // goose keeps users running until cancelled unless the plan ends at zero users.
+    if cur != 0 {
+        steps.push("0,0s".to_owned());
+    }
+    steps.join(";")
+}
+
+fn goose_method(m: Method) -> GooseMethod {
+    match m {
+        Method::Get => GooseMethod::Get,
+        Method::Post => GooseMethod::Post,
+        Method::Put => GooseMethod::Put,
+        Method::Patch => GooseMethod::Patch,
+        Method::Delete => GooseMethod::Delete,
+        Method::Head => GooseMethod::Head,
+    }
+}
+
+/// Runs the closed model to the end of its phases or until `stop` fires.
+pub async fn run(
+    plan: Arc<Plan>,
+    collector: Arc<Collector>,
+    stop: Stop,
+) -> Result<EngineReport, String> {
+    let Load::Closed(closed) = &plan.load else {
+        return Err("the closed engine needs `load: closed`".into());
+    };
+    crate::logging::install();
+    let seq = Arc::new(AtomicU64::new(0));
+    let started = Arc::new(AtomicU64::new(0));
+
+    let mut attack = GooseAttack::initialize_with_config(GooseConfiguration::default())
+        .map_err(|e| format!("goose: {e:?}"))?;
+    for (ji, j) in plan.journeys.iter().enumerate() {
+        let mut sc = Scenario::new(&j.name)
+            .set_weight(j.weight as usize)
+            .map_err(|e| format!("goose: {e:?}"))?;
+        if let Some(t) = j.think_time {
+            sc = sc
+                .set_wait_time(t, t)
+                .map_err(|e| format!("goose: {e:?}"))?;
+        }
+        for si in 0..j.steps.len() {
+            let (plan, collector, seq, started) = (
+                plan.clone(),
+                collector.clone(),
+                seq.clone(),
+                started.clone(),
+            );
+            let f: TransactionFunction = Arc::new(move |user: &mut GooseUser| {
+                let (plan, collector, seq, started) = (
+                    plan.clone(),
+                    collector.clone(),
+                    seq.clone(),
+                    started.clone(),
+                );
+                Box::pin(async move {
+                    step(user, &plan, ji, si, &collector, &seq, &started).await;
+                    Ok(())
+                })
+            });
+            sc = sc.register_transaction(Transaction::new(f).set_name(&format!("{si}")));
+        }
+        attack = attack.register_scenario(sc);
+    }
+    let timeout = format!("{}", plan.timeout.as_secs_f64());
+    let attack = attack
+        .set_default(GooseDefault::Host, plan.target.base.as_str())
+        .and_then(|a| a.set_default(GooseDefault::TestPlan, test_plan(&closed.phases).as_str()))
+        .and_then(|a| a.set_default(GooseDefault::Timeout, timeout.as_str()))
+        .and_then(|a| a.set_default(GooseDefault::NoTelnet, true))
+        .and_then(|a| a.set_default(GooseDefault::NoMetrics, true))
+        .and_then(|a| a.set_default(GooseDefault::NoPrintMetrics, true))
+        .and_then(|a| a.set_default(GooseDefault::NoErrorSummary, true))
+        .and_then(|a| a.set_default(GooseDefault::NoGzip, true))
+        .and_then(|a| a.set_default(GooseDefault::Quiet, 1usize))
+        .map_err(|e| format!("goose: {e:?}"))?;
+
+    goose::reset_killswitch();
+    let watcher = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            stop.stopped().await;
+            goose::trigger_killswitch("verifier stop");
+        })
+    };
+    let cpu = CpuMark::now();
+    // goose's run is bounded by its test plan; the outer timeout only guards against a
+    // goose that fails to stop on its own.
+    let bound = plan.planned + plan.timeout + Duration::from_secs(10);
+    let result = tokio::time::timeout(bound, attack.execute()).await;
+    watcher.abort();
+    let (cpu_s, cores) = cpu.since();
+    match result {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(format!("goose: {e:?}")),
+        Err(_) => {
+            goose::trigger_killswitch("verifier timeout");
+            return Err("goose did not stop within its plan".into());
+        }
+    }
+    Ok(EngineReport {
+        model: "closed".into(),
+        started: started.load(std::sync::atomic::Ordering::Relaxed),
+        cpu_seconds: cpu_s,
+        cpu_cores_used: cores,
+        ..Default::default()
+    })
+}
+
+async fn step(
+    user: &mut GooseUser,
+    plan: &Plan,
+    ji: usize,
+    si: usize,
+    collector: &Collector,
+    seq: &AtomicU64,
+    started: &AtomicU64,
+) {
+    let step = &plan.journeys[ji].steps[si];
+    if si == 0 {
+        started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        user.set_session_data(Session::default());
+    }
+    let (vars, broken) = match user.get_session_data::<Session>() {
+        Some(s) => (s.vars.clone(), s.broken),
+        None => (HashMap::new(), false),
+    };
+    if broken {
+        return;
+    }
+    let (path, headers, body) = step.render(seq, &vars);
+    let method = goose_method(step.method);
+    let Ok(mut rb) = user.get_request_builder(&method, &path) else {
+        return;
+    };
+    for (n, v) in headers {
+        rb = rb.header(n, v);
+    }
+    if let Some((bytes, ctype)) = body {
+        rb = rb
+            .header(http::header::CONTENT_TYPE, ctype)
+            .body(bytes.to_vec());
+    }
+    let name = &plan.endpoints[step.endpoint];
+    let req = GooseRequest::builder()
+        .method(method)
+        .path(path.as_str())
+        .name(name.as_str())
+        .set_request_builder(rb)
+        .build();
+    let t0 = Instant::now();
+    let (outcome, new_vars) = match user.request(req).await {
+        Err(_) => (Outcome::Other, Vec::new()),
+        Ok(resp) => match resp.response {
+            Err(e) => (
+                classify_reqwest(e.is_timeout(), e.is_connect(), &e),
+                Vec::new(),
+            ),
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let header_caps: Vec<(String, String)> = step
+                    .captures
+                    .iter()
+                    .filter_map(|(name, c)| match c {
+                        Capture::Header(h) => r
+                            .headers()
+                            .get(h.as_str())
+                            .and_then(|v| v.to_str().ok())
+                            .map(|v| (name.clone(), v.to_owned())),
+                        Capture::Json(_) => None,
+                    })
+                    .collect();
+                match r.bytes().await {
+                    Err(e) => (
+                        classify_reqwest(e.is_timeout(), e.is_connect(), &e),
+                        Vec::new(),
+                    ),
+                    Ok(b) => {
+                        let o = Outcome::from_status(status, &step.expect_status);
+                        let mut caps = HashMap::new();
+                        if o == Outcome::Ok {
+                            caps.extend(header_caps);
+                            capture_json(&step.captures, &b, &mut caps);
+                        }
+                        (o, caps.into_iter().collect())
+                    }
+                }
+            }
+        },
+    };
+    let end = Instant::now();
+    collector.record(step.endpoint, end, end - t0, outcome);
+    if let Some(s) = user.get_session_data_mut::<Session>() {
+        s.vars.extend(new_vars);
+        s.broken = outcome != Outcome::Ok;
+    }
+}
+
+fn classify_reqwest(
+    timeout: bool,
+    connect: bool,
+    e: &(dyn std::error::Error + 'static),
+) -> Outcome {
+    if timeout {
+        Outcome::Timeout
+    } else if connect {
+        Outcome::Connect
+    } else {
+        classify_chain(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Dur;
+
+    #[test]
+    fn phases_become_a_goose_test_plan() {
+        let d = |s| Dur(Duration::from_secs(s));
+        let plan = test_plan(&[
+            UserPhase::Ramp {
+                users: 10,
+                duration: d(5),
+            },
+            UserPhase::Steady { duration: d(20) },
+            UserPhase::Spike {
+                users: 50,
+                duration: d(3),
+            },
+            UserPhase::Ramp {
+                users: 0,
+                duration: d(2),
+            },
+        ]);
+        assert_eq!(plan, "10,5s;10,20s;50,0s;50,3s;10,0s;0,2s");
+        assert!(plan.parse::<goose::test_plan::TestPlan>().is_ok());
+        let plan = test_plan(&[
+            UserPhase::Ramp {
+                users: 3,
+                duration: d(1),
+            },
+            UserPhase::Steady { duration: d(2) },
+        ]);
+        assert_eq!(
+            plan, "3,1s;3,2s;0,0s",
+            "a plan that does not end at zero users never ends"
+        );
+    }
+}

@@ -1,0 +1,365 @@
+//! Load engines. Both turn a [`Plan`] into requests and feed one [`Collector`]:
+//! `open` schedules arrivals at a rate (wrk2's model, on hyper), `closed` runs virtual
+//! users through journeys (goose).
+
+pub mod closed;
+pub mod cpu;
+pub mod open;
+mod request;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+
+use crate::record::{Outcome, Recorder, WindowView};
+use crate::scenario::template::JsonTemplate;
+use crate::scenario::{self, Body, Capture, Method, Scenario, Template, TemplateContext};
+
+pub use request::{Client, StepResult, capture_json, preflight};
+
+/// A scenario made ready to run: target resolved, environment bound, endpoints numbered.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub name: String,
+    pub target: Target,
+    pub endpoints: Vec<String>,
+    pub journeys: Vec<PlannedJourney>,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub load: scenario::Load,
+    pub planned: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `http://host:port` without a trailing slash.
+    pub base: String,
+    /// `host:port` for connecting and for the Host header.
+    pub authority: String,
+    /// Path prefix from the target URL, prepended to every step path.
+    pub prefix: String,
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Result<Target, String> {
+        scenario::check_target(url)?;
+        let rest = &url["http://".len()..];
+        let (authority, prefix) = match rest.find('/') {
+            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
+            None => (rest, ""),
+        };
+        let authority = if authority.contains(':') && !authority.ends_with(']') {
+            authority.to_owned()
+        } else {
+            format!("{authority}:80")
+        };
+        Ok(Target {
+            base: format!("http://{authority}{prefix}"),
+            authority,
+            prefix: prefix.to_owned(),
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PlannedJourney {
+    pub name: String,
+    pub weight: u32,
+    pub think_time: Option<Duration>,
+    pub steps: Vec<PlannedStep>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlannedStep {
+    pub endpoint: usize,
+    pub method: Method,
+    pub path: Template,
+    pub headers: Vec<(HeaderName, Template)>,
+    pub body: Option<PlannedBody>,
+    pub captures: Vec<(String, Capture)>,
+    pub expect_status: Vec<u16>,
+}
+
+#[derive(Debug, Clone)]
+pub enum PlannedBody {
+    Json(JsonTemplate),
+    Text(Template),
+}
+
+/// Why a scenario cannot be planned (exit 2: nothing was started).
+#[derive(Debug, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct PlanError {
+    pub field: String,
+    pub message: String,
+}
+
+impl Plan {
+    /// `target` from the command line wins over the scenario's; `getenv` binds `${env.X}`.
+    pub fn new(
+        s: &Scenario,
+        target: Option<&str>,
+        getenv: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Plan, PlanError> {
+        let perr = |field: String, message: String| PlanError { field, message };
+        let url = target.or(s.target.as_deref()).ok_or_else(|| {
+            perr(
+                "target".into(),
+                "no target: give --target or `target:` in the scenario".into(),
+            )
+        })?;
+        let target = Target::parse(url).map_err(|m| perr("target".into(), m))?;
+        let endpoints = s.endpoints();
+        let mut journeys = Vec::new();
+        for (ji, j) in s.journeys.iter().enumerate() {
+            let mut steps = Vec::new();
+            for (si, st) in j.steps.iter().enumerate() {
+                let at = |f: &str| format!("journeys[{ji}].steps[{si}].{f}");
+                let mut headers = Vec::new();
+                // Step headers override defaults of the same name.
+                let mut merged: Vec<(&String, &Template)> = s
+                    .defaults
+                    .headers
+                    .iter()
+                    .filter(|(k, _)| !st.headers.keys().any(|h| h.eq_ignore_ascii_case(k)))
+                    .collect();
+                merged.extend(st.headers.iter());
+                for (name, t) in merged {
+                    let hn = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                        perr(
+                            at("headers"),
+                            format!("`{name}` is not a valid header name"),
+                        )
+                    })?;
+                    let bound = t.bind_env(getenv).map_err(|m| perr(at("headers"), m))?;
+                    headers.push((hn, bound));
+                }
+                let body = match &st.body {
+                    None => None,
+                    Some(Body::Text(t)) => Some(PlannedBody::Text(
+                        t.bind_env(getenv).map_err(|m| perr(at("body"), m))?,
+                    )),
+                    Some(Body::Json(v)) => {
+                        let c = JsonTemplate::compile(v).map_err(|m| perr(at("body"), m))?;
+                        Some(PlannedBody::Json(
+                            c.bind_env(getenv).map_err(|m| perr(at("body"), m))?,
+                        ))
+                    }
+                };
+                steps.push(PlannedStep {
+                    endpoint: endpoints.iter().position(|e| *e == st.name).unwrap_or(0),
+                    method: st.method,
+                    path: st.path.bind_env(getenv).map_err(|m| perr(at("path"), m))?,
+                    headers,
+                    body,
+                    captures: st
+                        .capture
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    expect_status: st.expect_status.clone(),
+                });
+            }
+            journeys.push(PlannedJourney {
+                name: j.name.clone(),
+                weight: j.weight.get(),
+                think_time: j.think_time.map(|d| d.0),
+                steps,
+            });
+        }
+        Ok(Plan {
+            name: s.name.clone(),
+            target,
+            endpoints,
+            journeys,
+            timeout: s.defaults.timeout.0,
+            connect_timeout: s.defaults.connect_timeout.0,
+            load: s.load.clone(),
+            planned: s.planned_duration(),
+        })
+    }
+
+    /// Picks the journey for arrival `n` by smooth weighted round robin, so short runs
+    /// still honour the weights exactly and tests are deterministic.
+    pub fn journey_for(&self, n: u64) -> &PlannedJourney {
+        let total: u64 = self.journeys.iter().map(|j| u64::from(j.weight)).sum();
+        let mut slot = n % total.max(1);
+        for j in &self.journeys {
+            if slot < u64::from(j.weight) {
+                return j;
+            }
+            slot -= u64::from(j.weight);
+        }
+        &self.journeys[0]
+    }
+}
+
+/// Path, headers, and body with its content type, ready to send.
+pub type RenderedRequest = (
+    String,
+    Vec<(HeaderName, HeaderValue)>,
+    Option<(Bytes, &'static str)>,
+);
+
+impl PlannedStep {
+    pub fn render(&self, seq: &AtomicU64, vars: &HashMap<String, String>) -> RenderedRequest {
+        let ctx = TemplateContext { seq, vars };
+        let path = self.path.render(&ctx);
+        let headers = self
+            .headers
+            .iter()
+            .filter_map(|(n, t)| {
+                HeaderValue::try_from(t.render(&ctx))
+                    .ok()
+                    .map(|v| (n.clone(), v))
+            })
+            .collect();
+        let body = self.body.as_ref().map(|b| match b {
+            PlannedBody::Json(j) => (
+                Bytes::from(serde_json::to_vec(&j.render(&ctx)).unwrap_or_default()),
+                "application/json",
+            ),
+            PlannedBody::Text(t) => (Bytes::from(t.render(&ctx)), "text/plain; charset=utf-8"),
+        });
+        (path, headers, body)
+    }
+}
+
+/// Why load stopped before its plan ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    Interrupted,
+    Aborted(String),
+}
+
+/// Shared stop switch: Ctrl-C and early abort set it; engines poll or await it.
+#[derive(Debug, Clone, Default)]
+pub struct Stop(Arc<StopInner>);
+
+#[derive(Debug, Default)]
+struct StopInner {
+    flag: AtomicBool,
+    reason: Mutex<Option<StopReason>>,
+    notify: tokio::sync::Notify,
+}
+
+impl Stop {
+    pub fn new() -> Stop {
+        Stop::default()
+    }
+    /// The first reason wins.
+    pub fn trigger(&self, reason: StopReason) {
+        let mut r = self.0.reason.lock().unwrap_or_else(|p| p.into_inner());
+        if r.is_none() {
+            *r = Some(reason);
+        }
+        self.0.flag.store(true, Ordering::SeqCst);
+        self.0.notify.notify_waiters();
+    }
+    pub fn is_stopped(&self) -> bool {
+        self.0.flag.load(Ordering::Relaxed)
+    }
+    pub fn reason(&self) -> Option<StopReason> {
+        self.0
+            .reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+    pub async fn stopped(&self) {
+        loop {
+            let notified = self.0.notify.notified();
+            if self.is_stopped() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Where engines deliver results. Closed sliding windows go to `on_window` (the checks'
+/// live watch) while the recorder lock is held, so windows arrive in order.
+pub struct Collector {
+    recorder: Mutex<Option<Recorder>>,
+    on_window: Box<dyn Fn(&WindowView) + Send + Sync>,
+}
+
+impl Collector {
+    pub fn new(
+        recorder: Recorder,
+        on_window: Box<dyn Fn(&WindowView) + Send + Sync>,
+    ) -> Arc<Collector> {
+        Arc::new(Collector {
+            recorder: Mutex::new(Some(recorder)),
+            on_window,
+        })
+    }
+
+    pub fn record(&self, endpoint: usize, end: Instant, latency: Duration, outcome: Outcome) {
+        let mut g = self.recorder.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = g.as_mut() {
+            for w in r.record(endpoint, end, latency, outcome) {
+                (self.on_window)(&w);
+            }
+        }
+    }
+
+    /// Closes slices with no traffic in them, so a silent target still moves the windows.
+    pub fn tick(&self, now: Instant) {
+        let mut g = self.recorder.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = g.as_mut() {
+            for w in r.advance(now) {
+                (self.on_window)(&w);
+            }
+        }
+    }
+
+    /// Takes the recorder out; records after this are dropped (late stragglers after stop).
+    pub fn finish(&self, end: Instant) -> Option<crate::record::Measurements> {
+        let r = self
+            .recorder
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()?;
+        let (m, windows) = r.finish(end);
+        for w in windows {
+            (self.on_window)(&w);
+        }
+        Some(m)
+    }
+
+    /// Requests recorded so far and errors among them, for progress lines.
+    pub fn progress(&self) -> (u64, u64) {
+        let g = self.recorder.lock().unwrap_or_else(|p| p.into_inner());
+        g.as_ref().map(|r| r.totals_counts()).unwrap_or((0, 0))
+    }
+}
+
+/// What an engine reports about itself, beside the measurements.
+#[derive(Debug, Clone, Default, serde::Serialize, schemars::JsonSchema)]
+pub struct EngineReport {
+    /// `open` or `closed`.
+    pub model: String,
+    /// Journeys started.
+    pub started: u64,
+    /// Arrivals the open-model scheduler dispatched more than `open::LATE` after their
+    /// intended time for reasons of its own (not the in-flight cap).
+    pub late_dispatches: u64,
+    /// Scheduler lateness, microseconds, p50 / p99 / max.
+    pub dispatch_lag_p50_us: u64,
+    pub dispatch_lag_p99_us: u64,
+    pub dispatch_lag_max_us: u64,
+    /// Arrivals the plan asked for that were never sent because the plan's time ran out
+    /// while the generator was behind (or held at the in-flight cap).
+    pub missed_arrivals: u64,
+    /// Arrivals that waited because `max_in_flight` requests were outstanding.
+    pub in_flight_waits: u64,
+    /// Generator CPU seconds (user + system) during load.
+    pub cpu_seconds: f64,
+    /// CPU seconds divided by wall seconds: 1.0 = one core fully busy.
+    pub cpu_cores_used: f64,
+}

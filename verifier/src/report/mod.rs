@@ -1,0 +1,433 @@
+//! Reports: the same run rendered for a person at a terminal, for machines (JSON), for
+//! CI test views (JUnit) and for pull requests (Markdown). A report renders a verdict; it
+//! never computes one.
+
+pub mod progress;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::check::fmt_us;
+use crate::load::EngineReport;
+use crate::record::{Counts, Measurements, SliceSummary, Stats, encode_histogram};
+use crate::verdict::{Status, Verdict};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// `report.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Report {
+    pub schema_version: u32,
+    pub scenario: String,
+    pub scenario_file: String,
+    pub target: String,
+    /// `open` or `closed`.
+    pub model: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub planned_s: f64,
+    pub elapsed_s: f64,
+    /// Load stopped before the plan ended; the numbers cover only what ran.
+    pub partial: bool,
+    pub verdict: Verdict,
+    /// The process exit code for this verdict.
+    pub exit_code: u8,
+    pub throughput_rps: f64,
+    pub overall: EndpointReport,
+    pub endpoints: Vec<EndpointReport>,
+    /// Per-slice totals, in order.
+    pub timeline: Vec<SliceSummary>,
+    pub generator: GeneratorReport,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct EndpointReport {
+    pub name: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub error_rate: f64,
+    pub counts: Counts,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p95_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+    pub mean_us: f64,
+    /// HdrHistogram of latencies in µs, V2 + DEFLATE, base64: merge shards exactly.
+    pub histogram: String,
+}
+
+impl EndpointReport {
+    pub fn from_stats(name: &str, s: &Stats) -> EndpointReport {
+        let h = &s.hist;
+        EndpointReport {
+            name: name.to_owned(),
+            requests: s.counts.total(),
+            errors: s.counts.errors(),
+            error_rate: s.counts.error_rate(),
+            counts: s.counts,
+            p50_us: h.value_at_quantile(0.5),
+            p90_us: h.value_at_quantile(0.9),
+            p95_us: h.value_at_quantile(0.95),
+            p99_us: h.value_at_quantile(0.99),
+            p999_us: h.value_at_quantile(0.999),
+            max_us: h.max(),
+            mean_us: (h.mean() * 10.0).round() / 10.0,
+            histogram: encode_histogram(h),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct GeneratorReport {
+    pub model: String,
+    pub journeys_started: u64,
+    pub late_dispatches: u64,
+    pub dispatch_lag_p50_us: u64,
+    pub dispatch_lag_p99_us: u64,
+    pub dispatch_lag_max_us: u64,
+    pub in_flight_waits: u64,
+    pub missed_arrivals: u64,
+    pub cpu_seconds: f64,
+    pub cpu_cores_used: f64,
+    pub peak_rss_bytes: u64,
+}
+
+impl GeneratorReport {
+    pub fn new(e: &EngineReport, peak_rss_bytes: u64) -> GeneratorReport {
+        GeneratorReport {
+            model: e.model.clone(),
+            journeys_started: e.started,
+            late_dispatches: e.late_dispatches,
+            dispatch_lag_p50_us: e.dispatch_lag_p50_us,
+            dispatch_lag_p99_us: e.dispatch_lag_p99_us,
+            dispatch_lag_max_us: e.dispatch_lag_max_us,
+            in_flight_waits: e.in_flight_waits,
+            missed_arrivals: e.missed_arrivals,
+            cpu_seconds: (e.cpu_seconds * 1000.0).round() / 1000.0,
+            cpu_cores_used: (e.cpu_cores_used * 1000.0).round() / 1000.0,
+            peak_rss_bytes,
+        }
+    }
+}
+
+/// The facts a report needs beside measurements and verdict.
+pub struct RunFacts<'a> {
+    pub scenario: &'a str,
+    pub scenario_file: &'a str,
+    pub target: &'a str,
+    pub started_at: std::time::SystemTime,
+    pub planned: std::time::Duration,
+}
+
+impl Report {
+    pub fn new(
+        facts: &RunFacts<'_>,
+        m: &Measurements,
+        verdict: Verdict,
+        generator: GeneratorReport,
+    ) -> Report {
+        let overall = EndpointReport::from_stats("*", &m.overall());
+        Report {
+            schema_version: SCHEMA_VERSION,
+            scenario: facts.scenario.to_owned(),
+            scenario_file: facts.scenario_file.to_owned(),
+            target: facts.target.to_owned(),
+            model: generator.model.clone(),
+            started_at: humantime::format_rfc3339_seconds(facts.started_at).to_string(),
+            planned_s: facts.planned.as_secs_f64(),
+            elapsed_s: (m.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+            partial: verdict.partial,
+            exit_code: verdict.status.exit_code(),
+            verdict,
+            throughput_rps: (m.throughput() * 10.0).round() / 10.0,
+            overall,
+            endpoints: m
+                .endpoints
+                .iter()
+                .zip(&m.per_endpoint)
+                .map(|(n, s)| EndpointReport::from_stats(n, s))
+                .collect(),
+            timeline: m.timeline.clone(),
+            generator,
+        }
+    }
+}
+
+fn mark(s: Status) -> &'static str {
+    match s {
+        Status::Pass => "pass",
+        Status::Fail => "FAIL",
+        Status::Inconclusive => "????",
+    }
+}
+
+/// The terminal summary: verdict first, then the table, then the rules.
+pub fn terminal(r: &Report) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{}: {} ({} model against {}){}",
+        r.verdict.status.as_str().to_uppercase(),
+        r.scenario,
+        r.model,
+        r.target,
+        if r.partial { " [PARTIAL]" } else { "" }
+    );
+    let _ = writeln!(o, "  {}", r.verdict.reason);
+    let _ = writeln!(
+        o,
+        "  {} requests in {:.1} s = {:.1} req/s, errors {:.2} %",
+        r.overall.requests,
+        r.elapsed_s,
+        r.throughput_rps,
+        r.overall.error_rate * 100.0
+    );
+    let _ = writeln!(o);
+    let w = r
+        .endpoints
+        .iter()
+        .map(|e| e.name.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    let _ = writeln!(
+        o,
+        "  {:<w$} {:>9} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "endpoint", "requests", "errors", "p50", "p90", "p99", "p99.9", "max"
+    );
+    for e in r.endpoints.iter().chain(std::iter::once(&r.overall)) {
+        let name = if e.name == "*" {
+            "all"
+        } else {
+            e.name.as_str()
+        };
+        let _ = writeln!(
+            o,
+            "  {:<w$} {:>9} {:>6.2}% {:>10} {:>10} {:>10} {:>10} {:>10}",
+            name,
+            e.requests,
+            e.error_rate * 100.0,
+            fmt_us(e.p50_us),
+            fmt_us(e.p90_us),
+            fmt_us(e.p99_us),
+            fmt_us(e.p999_us),
+            fmt_us(e.max_us)
+        );
+    }
+    let _ = writeln!(o);
+    let iw = r
+        .verdict
+        .rules
+        .iter()
+        .map(|x| x.id.len())
+        .max()
+        .unwrap_or(10);
+    let bw = r
+        .verdict
+        .rules
+        .iter()
+        .map(|x| x.budget.chars().count())
+        .max()
+        .unwrap_or(10);
+    for rule in &r.verdict.rules {
+        let _ = writeln!(
+            o,
+            "  [{}] {:<iw$}  {:<bw$}  observed {}",
+            mark(rule.status),
+            rule.id,
+            rule.budget,
+            rule.observed
+        );
+    }
+    let _ = writeln!(o);
+    let _ = writeln!(o, "exit {} ({})", r.exit_code, r.verdict.status.as_str());
+    o
+}
+
+fn xml_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&apos;"),
+            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => {}
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// JUnit XML: one test case per rule. A failed rule is a `<failure>`; an inconclusive
+/// one is `<skipped>`, which CI systems show without failing the suite by themselves.
+pub fn junit(r: &Report) -> String {
+    let rules = &r.verdict.rules;
+    let failures = rules.iter().filter(|x| x.status == Status::Fail).count();
+    let skipped = rules
+        .iter()
+        .filter(|x| x.status == Status::Inconclusive)
+        .count();
+    let mut o = String::new();
+    let _ = writeln!(o, r#"<?xml version="1.0" encoding="UTF-8"?>"#);
+    let _ = writeln!(
+        o,
+        r#"<testsuites name="verifier" tests="{}" failures="{failures}" skipped="{skipped}" time="{:.3}">"#,
+        rules.len(),
+        r.elapsed_s
+    );
+    let _ = writeln!(
+        o,
+        r#"  <testsuite name="{}" tests="{}" failures="{failures}" skipped="{skipped}" time="{:.3}" timestamp="{}">"#,
+        xml_escape(&r.scenario),
+        rules.len(),
+        r.elapsed_s,
+        xml_escape(&r.started_at)
+    );
+    for rule in rules {
+        let _ = write!(
+            o,
+            r#"    <testcase classname="{}.{}" name="{}">"#,
+            xml_escape(&r.scenario),
+            xml_escape(&rule.scope.replace(' ', "_")),
+            xml_escape(&rule.id)
+        );
+        let text = format!(
+            "budget: {}; observed: {}; {}",
+            rule.budget, rule.observed, rule.detail
+        );
+        match rule.status {
+            Status::Pass => {
+                let _ = writeln!(
+                    o,
+                    "<system-out>{}</system-out></testcase>",
+                    xml_escape(&text)
+                );
+            }
+            Status::Fail => {
+                let _ = writeln!(
+                    o,
+                    r#"<failure message="{}" type="budget">{}</failure></testcase>"#,
+                    xml_escape(&format!("{} observed {}", rule.budget, rule.observed)),
+                    xml_escape(&text)
+                );
+            }
+            Status::Inconclusive => {
+                let _ = writeln!(
+                    o,
+                    r#"<skipped message="{}"/></testcase>"#,
+                    xml_escape(&text)
+                );
+            }
+        }
+    }
+    let _ = writeln!(o, "  </testsuite>");
+    let _ = writeln!(o, "</testsuites>");
+    o
+}
+
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// Markdown for a PR comment or `$GITHUB_STEP_SUMMARY`.
+pub fn markdown(r: &Report) -> String {
+    let mut o = String::new();
+    let icon = match r.verdict.status {
+        Status::Pass => "✅",
+        Status::Fail => "❌",
+        Status::Inconclusive => "⚠️",
+    };
+    let _ = writeln!(
+        o,
+        "## {icon} {}: {}{}\n",
+        md_cell(&r.scenario),
+        r.verdict.status.as_str(),
+        if r.partial { " (partial run)" } else { "" }
+    );
+    let _ = writeln!(o, "{}\n", md_cell(&r.verdict.reason));
+    let _ = writeln!(
+        o,
+        "{} model against `{}`: {} requests in {:.1} s ({:.1} req/s), errors {:.2} %.\n",
+        r.model,
+        r.target,
+        r.overall.requests,
+        r.elapsed_s,
+        r.throughput_rps,
+        r.overall.error_rate * 100.0
+    );
+    let _ = writeln!(o, "| rule | scope | budget | observed | result |");
+    let _ = writeln!(o, "|---|---|---|---|---|");
+    for rule in &r.verdict.rules {
+        let _ = writeln!(
+            o,
+            "| `{}` | {} | {} | {} | {} |",
+            md_cell(&rule.id),
+            md_cell(&rule.scope),
+            md_cell(&rule.budget),
+            md_cell(&rule.observed),
+            mark(rule.status)
+        );
+    }
+    let _ = writeln!(
+        o,
+        "\n| endpoint | requests | errors | p50 | p90 | p99 | p99.9 | max |"
+    );
+    let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    for e in r.endpoints.iter().chain(std::iter::once(&r.overall)) {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {:.2} % | {} | {} | {} | {} | {} |",
+            if e.name == "*" {
+                "**all**".to_owned()
+            } else {
+                md_cell(&e.name)
+            },
+            e.requests,
+            e.error_rate * 100.0,
+            fmt_us(e.p50_us),
+            fmt_us(e.p90_us),
+            fmt_us(e.p99_us),
+            fmt_us(e.p999_us),
+            fmt_us(e.max_us)
+        );
+    }
+    o
+}
+
+/// Writes `report.json`, `junit.xml` and `summary.md` into `dir`.
+pub fn write_all(dir: &Path, r: &Report) -> std::io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let files = [
+        (
+            "report.json",
+            serde_json::to_string_pretty(r).map_err(std::io::Error::other)? + "\n",
+        ),
+        ("junit.xml", junit(r)),
+        ("summary.md", markdown(r)),
+    ];
+    let mut out = Vec::new();
+    for (name, body) in files {
+        let p = dir.join(name);
+        // Write then rename, so a reader never sees half a report.
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, body)?;
+        std::fs::rename(&tmp, &p)?;
+        out.push(p);
+    }
+    Ok(out)
+}
+
+/// The JSON Schema of `report.json`, as checked in under `verifier/schema/`.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(Report);
+    let mut s = serde_json::to_string_pretty(&schema).expect("schema serializes");
+    s.push('\n');
+    s
+}

@@ -1,0 +1,618 @@
+//! Scenario files: the declarative plan of one gate run. Parsing turns YAML into typed,
+//! validated data; every error names the file, line, column and field that is wrong.
+
+pub(crate) mod locate;
+pub mod template;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize};
+
+pub use template::{Template, TemplateContext};
+
+/// One scenario file.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Short name shown in reports.
+    pub name: String,
+    /// What the scenario is for; shown in reports.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Base URL of the target; `--target` overrides it.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Timeouts and headers shared by every request.
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// User journeys; each virtual user or arrival picks one by weight.
+    pub journeys: Vec<Journey>,
+    /// The load model and its phases.
+    pub load: Load,
+    /// The gate rules; a scenario without budgets only records.
+    #[serde(default)]
+    pub budgets: Budgets,
+}
+
+/// Settings shared by every request.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// Whole-request deadline, from the intended send time to the last body byte.
+    #[serde(default = "default_timeout")]
+    pub timeout: Dur,
+    /// Deadline for opening a TCP connection; a target that does not answer within it is down.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: Dur,
+    /// Headers sent with every request; values are templates (e.g. `Bearer ${env.TOKEN}`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, Template>,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            timeout: default_timeout(),
+            connect_timeout: default_connect_timeout(),
+            headers: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_timeout() -> Dur {
+    Dur(Duration::from_secs(5))
+}
+fn default_connect_timeout() -> Dur {
+    Dur(Duration::from_secs(2))
+}
+
+/// A sequence of requests one user performs in order.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Journey {
+    pub name: String,
+    /// Relative share of users or arrivals that run this journey.
+    #[serde(default = "one")]
+    pub weight: std::num::NonZeroU32,
+    /// Pause between steps (closed model only: open-model arrivals never wait).
+    #[serde(default)]
+    pub think_time: Option<Dur>,
+    pub steps: Vec<Step>,
+}
+
+fn one() -> std::num::NonZeroU32 {
+    std::num::NonZeroU32::MIN
+}
+
+/// One HTTP request.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Endpoint name: the key budgets and reports use. Steps sharing a name share histograms.
+    pub name: String,
+    pub method: Method,
+    /// Path template, e.g. `/v1/orders/${order_id}`.
+    pub path: Template,
+    #[serde(default)]
+    pub headers: BTreeMap<String, Template>,
+    #[serde(default)]
+    pub body: Option<Body>,
+    /// Values taken from the response and usable as `${name}` in later steps of the journey.
+    #[serde(default)]
+    pub capture: BTreeMap<String, Capture>,
+    /// Statuses that count as success; by default any 2xx or 3xx.
+    #[serde(default)]
+    pub expect_status: Vec<u16>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Head,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Head => "HEAD",
+        }
+    }
+}
+
+/// Request body. Strings inside a JSON body are templates; a string that is exactly
+/// `${seq}` or `${random(a,b)}` becomes a JSON number.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum Body {
+    Json(serde_json::Value),
+    Text(Template),
+}
+
+/// Where a captured value comes from.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum Capture {
+    /// JSON Pointer (RFC 6901) into the response body, e.g. `/id`.
+    Json(String),
+    /// Response header name, e.g. `Location`.
+    Header(String),
+}
+
+/// The load model.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum Load {
+    /// Arrival rate: requests start on a schedule whatever the target does (wrk2 style).
+    Open(OpenLoad),
+    /// Virtual users: each runs journeys back to back with think time (goose).
+    Closed(ClosedLoad),
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenLoad {
+    pub phases: Vec<RatePhase>,
+    /// Cap on requests in flight; an arrival that finds the cap reached counts as the
+    /// generator falling behind, which makes the result inconclusive.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: u32,
+}
+
+fn default_max_in_flight() -> u32 {
+    512
+}
+
+/// An arrival-rate phase. Rates are journeys started per second.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum RatePhase {
+    /// Rate changes linearly from `from` to `to`.
+    Ramp { from: f64, to: f64, duration: Dur },
+    /// Constant rate.
+    Steady { rate: f64, duration: Dur },
+    /// Constant rate, reported separately as a spike.
+    Spike { rate: f64, duration: Dur },
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClosedLoad {
+    pub phases: Vec<UserPhase>,
+}
+
+/// A virtual-user phase.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum UserPhase {
+    /// Users change linearly from the current count to `users`.
+    Ramp { users: u32, duration: Dur },
+    /// The current count holds.
+    Steady { duration: Dur },
+    /// Jump to `users` at once, hold, then return to the previous count.
+    Spike { users: u32, duration: Dur },
+}
+
+/// Gate rules.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Budgets {
+    /// Fewer samples than this makes a latency rule inconclusive.
+    #[serde(default = "default_min_samples")]
+    pub min_samples: u64,
+    /// Error-rate ceiling as a fraction (0.01 = 1 %); errors are timeouts, connection
+    /// failures, resets and unexpected statuses.
+    #[serde(default)]
+    pub error_rate: Option<f64>,
+    /// Minimum achieved throughput over the whole run, requests per second.
+    #[serde(default)]
+    pub min_throughput: Option<f64>,
+    /// Latency budgets per endpoint name; `"*"` means all requests together.
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, LatencyBudget>,
+    /// Also check the latency and error-rate budgets over every sliding window of this size.
+    #[serde(default)]
+    pub window: Option<Dur>,
+    /// Stop the load as soon as a sliding window breaches a budget.
+    #[serde(default)]
+    pub abort_on_breach: bool,
+}
+
+fn default_min_samples() -> u64 {
+    100
+}
+
+/// Latency ceilings; any subset may be given.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyBudget {
+    pub p50: Option<Dur>,
+    pub p90: Option<Dur>,
+    pub p95: Option<Dur>,
+    pub p99: Option<Dur>,
+    pub p999: Option<Dur>,
+    pub max: Option<Dur>,
+}
+
+impl LatencyBudget {
+    /// (label, quantile, ceiling); `max` is quantile 1.0.
+    pub fn rules(&self) -> Vec<(&'static str, f64, Duration)> {
+        [
+            ("p50", 0.50, self.p50),
+            ("p90", 0.90, self.p90),
+            ("p95", 0.95, self.p95),
+            ("p99", 0.99, self.p99),
+            ("p99.9", 0.999, self.p999),
+            ("max", 1.0, self.max),
+        ]
+        .into_iter()
+        .filter_map(|(l, q, d)| d.map(|d| (l, q, d.0)))
+        .collect()
+    }
+}
+
+/// A duration written the human way: `250ms`, `1.5s`, `2m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(ParseVisitor("a duration such as 250ms", |s: &str| {
+            parse_duration(s).map(Dur)
+        }))
+    }
+}
+
+/// Parses a string inside the deserializer's visit, so errors carry the scalar's position.
+pub(crate) struct ParseVisitor<F>(pub &'static str, pub F);
+
+impl<'de, T, F: FnOnce(&str) -> Result<T, String>> serde::de::Visitor<'de> for ParseVisitor<F> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+        (self.1)(v).map_err(E::custom)
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("duration `{s}` has no unit (use ms, s, m or h)"))?;
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("duration `{s}` does not start with a number"))?;
+    let secs = match unit.trim() {
+        "us" | "µs" => n / 1e6,
+        "ms" => n / 1e3,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        other => {
+            return Err(format!(
+                "duration `{s}` has unknown unit `{other}` (use ms, s, m or h)"
+            ));
+        }
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+impl JsonSchema for Dur {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[0-9]+(\\.[0-9]+)?(us|µs|ms|s|m|h)$",
+            "description": "A duration such as 250ms, 1.5s, 2m"
+        })
+    }
+}
+
+/// A scenario file that cannot be used, with where and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ScenarioError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// Dotted path of the field, e.g. `journeys[0].steps[1].method`; empty for the whole file.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let (Some(l), Some(c)) = (self.line, self.column) {
+            write!(f, ":{l}:{c}")?;
+        }
+        if !self.field.is_empty() {
+            write!(f, ": field `{}`", self.field)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Reads and validates a scenario file.
+pub fn load_file(path: &Path) -> Result<Scenario, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        file: path.to_owned(),
+        line: None,
+        column: None,
+        field: String::new(),
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(path, &text)
+}
+
+/// Parses and validates scenario text; `file` only names it in errors.
+pub fn parse(file: &Path, text: &str) -> Result<Scenario, ScenarioError> {
+    let de = serde_norway::Deserializer::from_str(text);
+    let mut track = serde_path_to_error::Track::new();
+    let tracked = serde_path_to_error::Deserializer::new(de, &mut track);
+    // Enums are written as one-key maps (`steady: {..}`), the form compose files and
+    // Kubernetes manifests use, rather than YAML tags (`!steady`).
+    let parsed: Result<Scenario, serde_norway::Error> =
+        serde_norway::with::singleton_map_recursive::deserialize(tracked);
+    let scenario = parsed.map_err(|inner| {
+        let field = track.path().to_string();
+        let field = if field == "." { String::new() } else { field };
+        let loc = inner.location();
+        let mut message = strip_location(&inner.to_string());
+        // serde_norway prefixes the path it knows, which may stop short of the field.
+        if let Some((prefix, rest)) = message.split_once(": ")
+            && !prefix.contains(' ')
+            && field.starts_with(prefix)
+        {
+            message = rest.to_owned();
+        }
+        ScenarioError {
+            file: file.to_owned(),
+            line: loc.as_ref().map(|l| l.line()),
+            column: loc.as_ref().map(|l| l.column()),
+            field,
+            message,
+        }
+    })?;
+    validate(&scenario).map_err(|(path, message)| {
+        let (line, column) = locate::locate(text, &path).unzip();
+        ScenarioError {
+            file: file.to_owned(),
+            line,
+            column,
+            field: locate::display_path(&path),
+            message,
+        }
+    })?;
+    Ok(scenario)
+}
+
+/// serde_norway appends " at line L column C"; the location is reported separately.
+fn strip_location(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg.to_owned(),
+    }
+}
+
+use locate::Seg;
+
+fn k(s: &str) -> Seg {
+    Seg::Key(s.to_owned())
+}
+
+/// Rules that span fields; each failure carries the path of the field to blame.
+fn validate(s: &Scenario) -> Result<(), (Vec<Seg>, String)> {
+    if s.journeys.is_empty() {
+        return Err((
+            vec![k("journeys")],
+            "at least one journey is required".into(),
+        ));
+    }
+    if let Some(t) = &s.target {
+        check_target(t).map_err(|m| (vec![k("target")], m))?;
+    }
+    let mut endpoints = BTreeSet::new();
+    for (ji, j) in s.journeys.iter().enumerate() {
+        let jp = || vec![k("journeys"), Seg::Index(ji)];
+        if j.steps.is_empty() {
+            let mut p = jp();
+            p.push(k("steps"));
+            return Err((p, format!("journey `{}` has no steps", j.name)));
+        }
+        let mut known: BTreeSet<&str> = BTreeSet::new();
+        for (si, st) in j.steps.iter().enumerate() {
+            let sp = |f: &str| {
+                let mut p = jp();
+                p.extend([k("steps"), Seg::Index(si), k(f)]);
+                p
+            };
+            endpoints.insert(st.name.as_str());
+            if !st.path.starts_with_slash() {
+                return Err((sp("path"), "path must start with `/`".into()));
+            }
+            let mut templates: Vec<(Vec<Seg>, &Template)> = vec![(sp("path"), &st.path)];
+            for (h, t) in &st.headers {
+                let mut p = sp("headers");
+                p.push(k(h));
+                templates.push((p, t));
+            }
+            if let Some(Body::Text(t)) = &st.body {
+                templates.push((sp("body"), t));
+            }
+            for (p, t) in templates {
+                for v in t.captures() {
+                    if !known.contains(v) {
+                        return Err((
+                            p,
+                            format!(
+                                "`${{{v}}}` is not captured by an earlier step of journey `{}`",
+                                j.name
+                            ),
+                        ));
+                    }
+                }
+            }
+            if let Some(Body::Json(v)) = &st.body {
+                template::check_json_body(v, &known).map_err(|m| (sp("body"), m))?;
+            }
+            for (name, c) in &st.capture {
+                if let Capture::Json(ptr) = c
+                    && !(ptr.is_empty() || ptr.starts_with('/'))
+                {
+                    let mut p = sp("capture");
+                    p.push(k(name));
+                    return Err((p, format!("JSON pointer `{ptr}` must start with `/`")));
+                }
+            }
+            known.extend(st.capture.keys().map(String::as_str));
+        }
+    }
+    let phases_empty = match &s.load {
+        Load::Open(o) => {
+            for (i, p) in o.phases.iter().enumerate() {
+                let (rates, d) = match p {
+                    RatePhase::Ramp { from, to, duration } => (vec![*from, *to], duration),
+                    RatePhase::Steady { rate, duration } | RatePhase::Spike { rate, duration } => {
+                        (vec![*rate], duration)
+                    }
+                };
+                let path = vec![k("load"), k("open"), k("phases"), Seg::Index(i)];
+                if rates.iter().any(|r| !r.is_finite() || *r < 0.0 || *r > 1e6) {
+                    return Err((path, "rate must be between 0 and 1000000 per second".into()));
+                }
+                if d.0.is_zero() {
+                    return Err((path, "duration must be greater than zero".into()));
+                }
+            }
+            if o.max_in_flight == 0 {
+                return Err((
+                    vec![k("load"), k("open"), k("max_in_flight")],
+                    "must be at least 1".into(),
+                ));
+            }
+            o.phases.is_empty()
+        }
+        Load::Closed(c) => {
+            for (i, p) in c.phases.iter().enumerate() {
+                let d = match p {
+                    UserPhase::Ramp { duration, .. }
+                    | UserPhase::Steady { duration }
+                    | UserPhase::Spike { duration, .. } => duration.0,
+                };
+                if d.subsec_nanos() != 0 || d.is_zero() {
+                    return Err((
+                        vec![k("load"), k("closed"), k("phases"), Seg::Index(i)],
+                        "closed-model phases last whole seconds (1s or more)".into(),
+                    ));
+                }
+            }
+            c.phases.is_empty()
+        }
+    };
+    if phases_empty {
+        return Err((vec![k("load")], "at least one phase is required".into()));
+    }
+    let b = &s.budgets;
+    if let Some(r) = b.error_rate
+        && !(0.0..=1.0).contains(&r)
+    {
+        return Err((
+            vec![k("budgets"), k("error_rate")],
+            format!("error rate {r} is not a fraction between 0 and 1"),
+        ));
+    }
+    for name in b.endpoints.keys() {
+        if name != "*" && !endpoints.contains(name.as_str()) {
+            return Err((
+                vec![k("budgets"), k("endpoints"), k(name)],
+                format!(
+                    "no step is named `{name}` (known: {})",
+                    endpoints.iter().copied().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+    if b.abort_on_breach && b.window.is_none() {
+        return Err((
+            vec![k("budgets"), k("abort_on_breach")],
+            "abort_on_breach needs `window`: breaches are judged over sliding windows".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Accepts only an http:// URL with a host; the load engines speak plain HTTP/1.1.
+pub fn check_target(t: &str) -> Result<(), String> {
+    let rest = t
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("target `{t}` must start with http://"))?;
+    if rest.trim_end_matches('/').is_empty() {
+        return Err(format!("target `{t}` has no host"));
+    }
+    Ok(())
+}
+
+impl Scenario {
+    /// Endpoint names in first-use order.
+    pub fn endpoints(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for j in &self.journeys {
+            for s in &j.steps {
+                if !out.contains(&s.name) {
+                    out.push(s.name.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Planned duration of the load phases.
+    pub fn planned_duration(&self) -> Duration {
+        match &self.load {
+            Load::Open(o) => o
+                .phases
+                .iter()
+                .map(|p| match p {
+                    RatePhase::Ramp { duration, .. }
+                    | RatePhase::Steady { duration, .. }
+                    | RatePhase::Spike { duration, .. } => duration.0,
+                })
+                .sum(),
+            Load::Closed(c) => c
+                .phases
+                .iter()
+                .map(|p| match p {
+                    UserPhase::Ramp { duration, .. }
+                    | UserPhase::Steady { duration }
+                    | UserPhase::Spike { duration, .. } => duration.0,
+                })
+                .sum(),
+        }
+    }
+}
+
+/// The JSON Schema of scenario files, as checked in under `verifier/schema/`.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(Scenario);
+    let mut s = serde_json::to_string_pretty(&schema).expect("schema serializes");
+    s.push('\n');
+    s
+}

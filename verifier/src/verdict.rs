@@ -1,0 +1,228 @@
+//! The verdict: each rule's result, and how they combine into pass, fail or inconclusive.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::exit_codes;
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pass,
+    Inconclusive,
+    Fail,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Inconclusive => "inconclusive",
+            Status::Fail => "fail",
+        }
+    }
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Status::Pass => exit_codes::PASS,
+            Status::Fail => exit_codes::GATE_FAILED,
+            Status::Inconclusive => exit_codes::INCONCLUSIVE,
+        }
+    }
+}
+
+/// What a rule is about; the verdict treats latency rules specially when the generator
+/// could not keep its schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleKind {
+    Latency,
+    ErrorRate,
+    Throughput,
+    Generator,
+}
+
+/// One rule's result, with the observed value beside its budget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RuleResult {
+    /// Stable identifier, e.g. `latency.create-order.p99` or `window.error_rate`.
+    pub id: String,
+    pub kind: RuleKind,
+    /// `whole run` or `sliding 10s windows`.
+    pub scope: String,
+    /// Endpoint name, `*` for all requests, absent for run-wide rules.
+    pub endpoint: Option<String>,
+    /// The budget as a person reads it, e.g. `p99 <= 200 ms`.
+    pub budget: String,
+    /// The observed value as a person reads it, e.g. `183.4 ms`.
+    pub observed: String,
+    pub status: Status,
+    /// Why the status is what it is, when that is not obvious.
+    pub detail: String,
+}
+
+/// The combined result of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Verdict {
+    pub status: Status,
+    /// Load stopped before its plan ended (Ctrl-C or early abort).
+    pub partial: bool,
+    /// Why load stopped early, if it did.
+    pub stopped_by: Option<String>,
+    /// One sentence explaining the status.
+    pub reason: String,
+    pub rules: Vec<RuleResult>,
+}
+
+impl Verdict {
+    /// Any failed rule fails the gate, except latency failures measured while the
+    /// generator could not keep its schedule: those latencies may be the generator's own,
+    /// so they count as inconclusive. Otherwise any inconclusive rule makes the run
+    /// inconclusive. An interrupted run never passes.
+    pub fn decide(rules: Vec<RuleResult>, interrupted: bool, aborted: Option<String>) -> Verdict {
+        let generator_ok = !rules
+            .iter()
+            .any(|r| r.kind == RuleKind::Generator && r.status != Status::Pass);
+        let effective = |r: &RuleResult| {
+            if r.status == Status::Fail && r.kind == RuleKind::Latency && !generator_ok {
+                Status::Inconclusive
+            } else {
+                r.status
+            }
+        };
+        let failed: Vec<&str> = rules
+            .iter()
+            .filter(|r| effective(r) == Status::Fail)
+            .map(|r| r.id.as_str())
+            .collect();
+        let unsure: Vec<&str> = rules
+            .iter()
+            .filter(|r| effective(r) == Status::Inconclusive)
+            .map(|r| r.id.as_str())
+            .collect();
+        let (status, reason) = if let Some(why) = &aborted {
+            (Status::Fail, format!("aborted early: {why}"))
+        } else if !failed.is_empty() {
+            (
+                Status::Fail,
+                format!("{} rule(s) breached: {}", failed.len(), failed.join(", ")),
+            )
+        } else if interrupted {
+            (
+                Status::Inconclusive,
+                "interrupted before the plan ended; no rule failed so far".to_owned(),
+            )
+        } else if !unsure.is_empty() {
+            let why = if generator_ok {
+                ""
+            } else {
+                " (the generator fell behind its schedule)"
+            };
+            (
+                Status::Inconclusive,
+                format!("cannot decide {}{why}", unsure.join(", ")),
+            )
+        } else if rules.iter().all(|r| r.kind == RuleKind::Generator) {
+            (
+                Status::Inconclusive,
+                "the scenario has no budgets".to_owned(),
+            )
+        } else {
+            (Status::Pass, format!("all {} rules held", rules.len()))
+        };
+        let stopped_by = if interrupted {
+            Some("interrupted (Ctrl-C)".to_owned())
+        } else {
+            aborted.map(|a| format!("early abort: {a}"))
+        };
+        Verdict {
+            status,
+            partial: stopped_by.is_some(),
+            stopped_by,
+            reason,
+            rules,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(id: &str, kind: RuleKind, status: Status) -> RuleResult {
+        RuleResult {
+            id: id.into(),
+            kind,
+            scope: "whole run".into(),
+            endpoint: None,
+            budget: String::new(),
+            observed: String::new(),
+            status,
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn worst_rule_wins() {
+        let v = Verdict::decide(
+            vec![
+                rule("a", RuleKind::Latency, Status::Pass),
+                rule("b", RuleKind::ErrorRate, Status::Inconclusive),
+                rule("c", RuleKind::Latency, Status::Fail),
+            ],
+            false,
+            None,
+        );
+        assert_eq!(v.status, Status::Fail);
+        assert_eq!(v.status.exit_code(), 1);
+        let v = Verdict::decide(
+            vec![
+                rule("a", RuleKind::Latency, Status::Pass),
+                rule("b", RuleKind::ErrorRate, Status::Inconclusive),
+            ],
+            false,
+            None,
+        );
+        assert_eq!(v.status, Status::Inconclusive);
+        assert_eq!(v.status.exit_code(), 4);
+    }
+
+    #[test]
+    fn saturated_generator_turns_latency_failures_inconclusive() {
+        let v = Verdict::decide(
+            vec![
+                rule("lat", RuleKind::Latency, Status::Fail),
+                rule("gen", RuleKind::Generator, Status::Inconclusive),
+            ],
+            false,
+            None,
+        );
+        assert_eq!(v.status, Status::Inconclusive);
+        assert!(v.reason.contains("generator"), "{}", v.reason);
+        // Errors are the target's whatever the generator did.
+        let v = Verdict::decide(
+            vec![
+                rule("err", RuleKind::ErrorRate, Status::Fail),
+                rule("gen", RuleKind::Generator, Status::Inconclusive),
+            ],
+            false,
+            None,
+        );
+        assert_eq!(v.status, Status::Fail);
+    }
+
+    #[test]
+    fn interrupted_run_never_passes() {
+        let v = Verdict::decide(vec![rule("a", RuleKind::Latency, Status::Pass)], true, None);
+        assert_eq!(v.status, Status::Inconclusive);
+        assert!(v.partial);
+        let v = Verdict::decide(
+            vec![rule("a", RuleKind::Latency, Status::Pass)],
+            false,
+            Some("p99".into()),
+        );
+        assert_eq!(v.status, Status::Fail);
+        assert!(v.partial);
+    }
+}

@@ -1,0 +1,152 @@
+//! The binary as CI runs it: exit codes, messages, and Ctrl-C.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_verifier");
+
+fn scenarios() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+}
+
+#[test]
+fn validate_accepts_the_shipped_scenarios() {
+    let out = Command::new(BIN)
+        .arg("validate")
+        .args([
+            scenarios().join("smoke.yaml"),
+            scenarios().join("acceptance.yaml"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("smoke.yaml: ok (open model"), "{stdout}");
+}
+
+#[test]
+fn validate_rejects_a_bad_file_with_exit_2_and_a_position() {
+    let (_dir, path) = support::scenario_file("name: x\njourneys: []\nload: {}\n");
+    let out = Command::new(BIN)
+        .arg("validate")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("scenario.yaml:3:7: field `load`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn usage_error_is_exit_2() {
+    let out = Command::new(BIN)
+        .args(["run", "--no-such-flag"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_target_is_exit_3_with_a_clear_message() {
+    let url = support::dead_url().await;
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = Instant::now();
+    let out = tokio::process::Command::new(BIN)
+        .arg("run")
+        .arg(scenarios().join("smoke.yaml"))
+        .args(["--target", &url, "--progress", "off"])
+        .arg("--report-dir")
+        .arg(dir.path())
+        .env("VERIFIER_TOKEN", "t")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("target {url} is unreachable")),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_token_is_exit_2_before_any_load() {
+    let srv = support::start(Duration::ZERO).await;
+    let out = tokio::process::Command::new(BIN)
+        .arg("run")
+        .arg(scenarios().join("smoke.yaml"))
+        .args(["--target", &srv.url, "--progress", "off"])
+        .env_remove("VERIFIER_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("environment variable `VERIFIER_TOKEN` is not set"),
+        "{stderr}"
+    );
+    assert_eq!(
+        srv.state.requests.load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_load_and_leaves_a_partial_report() {
+    let _serial = support::SERIAL.lock().await;
+    let srv = support::start(Duration::from_millis(1)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let child = tokio::process::Command::new(BIN)
+        .arg("run")
+        .arg(scenarios().join("smoke.yaml"))
+        .args(["--target", &srv.url, "--progress", "lines"])
+        .arg("--report-dir")
+        .arg(dir.path())
+        .env("VERIFIER_TOKEN", "t")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let pid = child.id().unwrap();
+    let t0 = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("exits after Ctrl-C")
+        .unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "stopped in {:?}",
+        t0.elapsed()
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("[PARTIAL]"), "{stderr}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["partial"], true);
+    assert!(json["overall"]["requests"].as_u64().unwrap() > 0);
+}

@@ -1,0 +1,360 @@
+//! Every scenario error names file, line, column and field. One case per message.
+
+use std::path::Path;
+
+const BASE: &str = "name: t
+journeys:
+  - name: j
+    steps:
+      - name: a
+        method: GET
+        path: /x
+load:
+  open:
+    phases:
+      - steady: { rate: 1, duration: 1s }
+";
+
+/// Parses `yaml` as `t.yaml` and returns the error as printed.
+fn err(yaml: &str) -> String {
+    match verifier::scenario::parse(Path::new("t.yaml"), yaml) {
+        Ok(_) => panic!("accepted:\n{yaml}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// BASE with `from` replaced by `to`.
+fn with(from: &str, to: &str) -> String {
+    assert!(BASE.contains(from), "{from}");
+    BASE.replacen(from, to, 1)
+}
+
+#[test]
+fn base_is_valid() {
+    verifier::scenario::parse(Path::new("t.yaml"), BASE).unwrap();
+}
+
+#[test]
+fn unreadable_file() {
+    let e = verifier::scenario::load_file(Path::new("/nonexistent/s.yaml")).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("/nonexistent/s.yaml: cannot read: "),
+        "{e}"
+    );
+    assert_eq!(e.line, None);
+}
+
+#[test]
+fn yaml_syntax() {
+    assert_eq!(
+        err("name: t\njourneys: [\n"),
+        "t.yaml:3:1: field `journeys`: did not find expected node content"
+    );
+}
+
+#[test]
+fn unknown_field() {
+    assert_eq!(
+        err(&with("method: GET", "methd: GET")),
+        "t.yaml:6:9: field `journeys[0].steps[0].methd`: unknown field `methd`, expected one of `name`, `method`, `path`, `headers`, `body`, `capture`, `expect_status`"
+    );
+}
+
+#[test]
+fn unknown_top_level_field() {
+    assert_eq!(
+        err(&format!("{BASE}budget: {{}}\n")),
+        "t.yaml:12:1: field `budget`: unknown field `budget`, expected one of `name`, `description`, `target`, `defaults`, `journeys`, `load`, `budgets`"
+    );
+}
+
+#[test]
+fn missing_field() {
+    assert_eq!(
+        err(&with("        path: /x\n", "")),
+        "t.yaml:5:9: field `journeys[0].steps[0]`: missing field `path`"
+    );
+}
+
+#[test]
+fn unknown_method() {
+    assert_eq!(
+        err(&with("method: GET", "method: FETCH")),
+        "t.yaml:6:17: field `journeys[0].steps[0].method`: unknown variant `FETCH`, expected one of `GET`, `POST`, `PUT`, `PATCH`, `DELETE`, `HEAD`"
+    );
+}
+
+#[test]
+fn unknown_phase_kind() {
+    assert_eq!(
+        err(&with("- steady:", "- stedy:")),
+        "t.yaml:11:9: field `load.open.phases[0].stedy`: unknown variant `stedy`, expected one of `ramp`, `steady`, `spike`"
+    );
+}
+
+#[test]
+fn unknown_load_model() {
+    assert_eq!(
+        err(&with("  open:", "  opn:")),
+        "t.yaml:9:3: field `load.opn`: unknown variant `opn`, expected `open` or `closed`"
+    );
+}
+
+#[test]
+fn wrong_type() {
+    assert_eq!(
+        err(&with("rate: 1,", "rate: fast,")),
+        "t.yaml:11:25: field `load.open.phases[0].steady.rate`: invalid type: string \"fast\", expected f64"
+    );
+}
+
+#[test]
+fn duration_without_unit() {
+    assert_eq!(
+        err(&with("duration: 1s", "duration: 10")),
+        "t.yaml:11:38: field `load.open.phases[0].steady.duration`: duration `10` has no unit (use ms, s, m or h)"
+    );
+}
+
+#[test]
+fn duration_with_unknown_unit() {
+    assert_eq!(
+        err(&with("duration: 1s", "duration: 3 days")),
+        "t.yaml:11:38: field `load.open.phases[0].steady.duration`: duration `3 days` has unknown unit `days` (use ms, s, m or h)"
+    );
+}
+
+#[test]
+fn zero_weight() {
+    assert_eq!(
+        err(&with("  - name: j\n", "  - name: j\n    weight: 0\n")),
+        "t.yaml:4:13: field `journeys[0].weight`: invalid value: integer `0`, expected a nonzero u32"
+    );
+}
+
+#[test]
+fn unclosed_template() {
+    assert_eq!(
+        err(&with("path: /x", "path: /x/${id")),
+        "t.yaml:7:15: field `journeys[0].steps[0].path`: unclosed `${` in `/x/${id`"
+    );
+}
+
+#[test]
+fn unknown_template_expression() {
+    assert_eq!(
+        err(&with("path: /x", "path: /x/${uuid()}")),
+        "t.yaml:7:15: field `journeys[0].steps[0].path`: unknown expression `${uuid()}` (known: uuid, seq, choice(..), random(a,b), env.NAME, a captured name)"
+    );
+}
+
+#[test]
+fn bad_random_bounds() {
+    assert_eq!(
+        err(&with("path: /x", "path: /x/${random(9,1)}")),
+        "t.yaml:7:15: field `journeys[0].steps[0].path`: `${random(9,1)}`: random needs two integers, low then high"
+    );
+}
+
+#[test]
+fn empty_choice() {
+    assert_eq!(
+        err(&with("path: /x", "path: /x/${choice(a,,b)}")),
+        "t.yaml:7:15: field `journeys[0].steps[0].path`: `${choice(a,,b)}`: choice needs non-empty values separated by commas"
+    );
+}
+
+#[test]
+fn bad_env_name() {
+    assert_eq!(
+        err(&with("path: /x", "path: /x/${env.A-B}")),
+        "t.yaml:7:15: field `journeys[0].steps[0].path`: `${env.A-B}`: `A-B` is not a valid environment variable name"
+    );
+}
+
+#[test]
+fn path_without_slash() {
+    assert_eq!(
+        err(&with("path: /x", "path: x")),
+        "t.yaml:7:15: field `journeys[0].steps[0].path`: path must start with `/`"
+    );
+}
+
+#[test]
+fn capture_used_before_it_exists() {
+    assert_eq!(
+        err(&with("path: /x", "path: /x/${order_id}")),
+        "t.yaml:7:15: field `journeys[0].steps[0].path`: `${order_id}` is not captured by an earlier step of journey `j`"
+    );
+}
+
+#[test]
+fn capture_used_in_header_before_it_exists() {
+    assert_eq!(
+        err(&with(
+            "        path: /x\n",
+            "        path: /x\n        headers:\n          If-Match: \"${etag}\"\n"
+        )),
+        "t.yaml:9:21: field `journeys[0].steps[0].headers.If-Match`: `${etag}` is not captured by an earlier step of journey `j`"
+    );
+}
+
+#[test]
+fn capture_used_in_body_before_it_exists() {
+    assert_eq!(
+        err(&with(
+            "        path: /x\n",
+            "        path: /x\n        body:\n          json: { id: \"${nope}\" }\n"
+        )),
+        "t.yaml:9:11: field `journeys[0].steps[0].body`: `${nope}` is not captured by an earlier step of the journey"
+    );
+}
+
+#[test]
+fn json_pointer_without_slash() {
+    assert_eq!(
+        err(&with(
+            "        path: /x\n",
+            "        path: /x\n        capture:\n          id: { json: id }\n"
+        )),
+        "t.yaml:9:15: field `journeys[0].steps[0].capture.id`: JSON pointer `id` must start with `/`"
+    );
+}
+
+#[test]
+fn no_journeys() {
+    assert_eq!(
+        err(
+            "name: t\njourneys: []\nload:\n  open:\n    phases: [{ steady: { rate: 1, duration: 1s } }]\n"
+        ),
+        "t.yaml:2:11: field `journeys`: at least one journey is required"
+    );
+}
+
+#[test]
+fn journey_without_steps() {
+    assert_eq!(
+        err(
+            "name: t\njourneys: [{ name: j, steps: [] }]\nload:\n  open:\n    phases: [{ steady: { rate: 1, duration: 1s } }]\n"
+        ),
+        "t.yaml:2:30: field `journeys[0].steps`: journey `j` has no steps"
+    );
+}
+
+#[test]
+fn no_phases() {
+    assert_eq!(
+        err(&with(
+            "    phases:\n      - steady: { rate: 1, duration: 1s }\n",
+            "    phases: []\n"
+        )),
+        "t.yaml:9:3: field `load`: at least one phase is required"
+    );
+}
+
+#[test]
+fn negative_rate() {
+    assert_eq!(
+        err(&with("rate: 1,", "rate: -5,")),
+        "t.yaml:11:9: field `load.open.phases[0]`: rate must be between 0 and 1000000 per second"
+    );
+}
+
+#[test]
+fn zero_duration() {
+    assert_eq!(
+        err(&with("duration: 1s", "duration: 0s")),
+        "t.yaml:11:9: field `load.open.phases[0]`: duration must be greater than zero"
+    );
+}
+
+#[test]
+fn zero_max_in_flight() {
+    assert_eq!(
+        err(&format!("{BASE}    max_in_flight: 0\n")),
+        "t.yaml:12:20: field `load.open.max_in_flight`: must be at least 1"
+    );
+}
+
+#[test]
+fn closed_phase_in_fractional_seconds() {
+    assert_eq!(
+        err(&with(
+            "  open:\n    phases:\n      - steady: { rate: 1, duration: 1s }\n",
+            "  closed:\n    phases:\n      - ramp: { users: 2, duration: 1500ms }\n"
+        )),
+        "t.yaml:11:9: field `load.closed.phases[0]`: closed-model phases last whole seconds (1s or more)"
+    );
+}
+
+#[test]
+fn error_rate_not_a_fraction() {
+    assert_eq!(
+        err(&format!("{BASE}budgets:\n  error_rate: 5\n")),
+        "t.yaml:13:15: field `budgets.error_rate`: error rate 5 is not a fraction between 0 and 1"
+    );
+}
+
+#[test]
+fn budget_for_unknown_endpoint() {
+    assert_eq!(
+        err(&format!(
+            "{BASE}budgets:\n  endpoints:\n    b: {{ p99: 1s }}\n"
+        )),
+        "t.yaml:14:8: field `budgets.endpoints.b`: no step is named `b` (known: a)"
+    );
+}
+
+#[test]
+fn unknown_quantile() {
+    assert_eq!(
+        err(&format!(
+            "{BASE}budgets:\n  endpoints:\n    a: {{ p98: 1s }}\n"
+        )),
+        "t.yaml:14:10: field `budgets.endpoints.a.p98`: unknown field `p98`, expected one of `p50`, `p90`, `p95`, `p99`, `p999`, `max`"
+    );
+}
+
+#[test]
+fn abort_without_window() {
+    assert_eq!(
+        err(&format!("{BASE}budgets:\n  abort_on_breach: true\n")),
+        "t.yaml:13:20: field `budgets.abort_on_breach`: abort_on_breach needs `window`: breaches are judged over sliding windows"
+    );
+}
+
+#[test]
+fn target_not_http() {
+    assert_eq!(
+        err(&format!("target: https://example.test\n{BASE}")),
+        "t.yaml:1:9: field `target`: target `https://example.test` must start with http://"
+    );
+}
+
+#[test]
+fn unset_environment_variable_is_a_plan_error() {
+    let yaml = with(
+        "path: /x",
+        "path: /x\n        headers: { Authorization: \"Bearer ${env.VERIFIER_TEST_UNSET}\" }",
+    );
+    let s = verifier::scenario::parse(Path::new("t.yaml"), &yaml).unwrap();
+    let e = verifier::load::Plan::new(&s, Some("http://127.0.0.1:1"), &|_| None).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "journeys[0].steps[0].headers: environment variable `VERIFIER_TEST_UNSET` is not set"
+    );
+    let p =
+        verifier::load::Plan::new(&s, Some("http://127.0.0.1:1"), &|_| Some("tok".into())).unwrap();
+    assert_eq!(p.target.authority, "127.0.0.1:1");
+}
+
+#[test]
+fn missing_target_is_a_plan_error() {
+    let s = verifier::scenario::parse(Path::new("t.yaml"), BASE).unwrap();
+    let e = verifier::load::Plan::new(&s, None, &|_| None).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "target: no target: give --target or `target:` in the scenario"
+    );
+}

@@ -1,0 +1,202 @@
+//! A small HTTP/1.1 server on 127.0.0.1:0 with known behaviour, for driving the load
+//! engines: a fixed service time, a stall switch, and routes that fail in known ways.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Load tests measure time; run them one at a time so they do not share the two cores.
+pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[derive(Default)]
+pub struct State {
+    /// Service time of every request.
+    pub delay: Mutex<Duration>,
+    /// Requests that arrive or are in progress before this instant wait for it.
+    pub stalled_until: Mutex<Option<Instant>>,
+    /// (offset, length): stall for `length` starting `offset` after the first request
+    /// arrived, like a SIGSTOP of the target at a known point of the schedule.
+    pub stall_after_first: Mutex<Option<(Duration, Duration)>>,
+    pub first_request: Mutex<Option<Instant>>,
+    stall_starts: Mutex<Option<Instant>>,
+    pub requests: AtomicU64,
+    pub created: AtomicU64,
+}
+
+pub struct Server {
+    pub url: String,
+    pub state: Arc<State>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub async fn start(delay: Duration) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let state = Arc::new(State::default());
+    *state.delay.lock().unwrap() = delay;
+    let st = state.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((sock, _)) = listener.accept().await else {
+                return;
+            };
+            let st = st.clone();
+            tokio::spawn(async move {
+                let _ = serve(sock, st).await;
+            });
+        }
+    });
+    Server { url, state, task }
+}
+
+/// A port with nothing listening on it.
+pub async fn dead_url() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    drop(l);
+    url
+}
+
+async fn serve(mut sock: TcpStream, st: Arc<State>) -> std::io::Result<()> {
+    sock.set_nodelay(true)?;
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        let head_end = loop {
+            if let Some(i) = find(&buf, b"\r\n\r\n") {
+                break i + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = sock.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+        let len = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse::<usize>().ok())?
+            })
+            .unwrap_or(0);
+        while buf.len() < head_end + len {
+            let mut chunk = [0u8; 4096];
+            let n = sock.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        buf.drain(..head_end + len);
+        let mut parts = head.split_whitespace();
+        let method = parts.next().unwrap_or("").to_owned();
+        let path = parts.next().unwrap_or("").to_owned();
+
+        let n = st.requests.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == 1 {
+            let first = Instant::now();
+            *st.first_request.lock().unwrap() = Some(first);
+            if let Some((offset, len)) = *st.stall_after_first.lock().unwrap() {
+                *st.stalled_until.lock().unwrap() = Some(first + offset + len);
+                *st.stall_starts.lock().unwrap() = Some(first + offset);
+            }
+        }
+        let stall_start = *st.stall_starts.lock().unwrap();
+        let delay = *st.delay.lock().unwrap();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let until = *st.stalled_until.lock().unwrap();
+        if let (Some(from), Some(until)) = (stall_start, until) {
+            let now = Instant::now();
+            if now >= from && now < until {
+                tokio::time::sleep(until - now).await;
+            }
+        }
+        let (status, body): (u16, String) = match (method.as_str(), path.as_str()) {
+            ("POST", "/v1/orders") => {
+                let id = st.created.fetch_add(1, Ordering::SeqCst) + 1;
+                (201, format!(r#"{{"id":"ord-{id}","status":"paid"}}"#))
+            }
+            ("GET", p) if p.starts_with("/v1/orders/ord-") => (200, r#"{"ok":true}"#.into()),
+            ("GET", p) if p.starts_with("/v1/orders/") => (404, r#"{"title":"not found"}"#.into()),
+            (_, "/status/503") => (503, "{}".into()),
+            (_, "/status/404") => (404, "{}".into()),
+            (_, "/reset") => {
+                // Close without answering: the client sees the connection end mid-exchange.
+                return Ok(());
+            }
+            (_, "/hang") => {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                (200, "{}".into())
+            }
+            _ => (200, r#"{"ok":true}"#.into()),
+        };
+        let reason = match status {
+            200 => "OK",
+            201 => "Created",
+            404 => "Not Found",
+            _ => "Service Unavailable",
+        };
+        let resp = format!(
+            "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        sock.write_all(resp.as_bytes()).await?;
+    }
+}
+
+fn find(h: &[u8], n: &[u8]) -> Option<usize> {
+    h.windows(n.len()).position(|w| w == n)
+}
+
+/// Writes a scenario into a temp dir and returns (dir, path).
+pub fn scenario_file(yaml: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("scenario.yaml");
+    std::fs::write(&p, yaml).unwrap();
+    (dir, p)
+}
+
+/// Runs a timing-sensitive check up to three times. Contention on a shared machine only
+/// adds latency and lag, so one clean pass shows the engine right, while a real defect
+/// fails every attempt.
+pub async fn with_retries<F, Fut>(mut attempt: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let mut errors = Vec::new();
+    for _ in 0..3 {
+        match attempt().await {
+            Ok(()) => return,
+            Err(e) => errors.push(e),
+        }
+    }
+    panic!("failed 3 attempts:\n{}", errors.join("\n"));
+}
+
+/// `assert!` for [`with_retries`] attempts.
+#[macro_export]
+macro_rules! ensure {
+    ($cond:expr, $($msg:tt)+) => {
+        let ok: bool = $cond;
+        if !ok {
+            return Err(format!($($msg)+));
+        }
+    };
+}
