@@ -40,12 +40,29 @@ fi
 
 mkdir -p "$KIT_STATE_DIR"
 log="$KIT_STATE_DIR/dockerd.log"
-if ! pgrep -x dockerd >/dev/null 2>&1; then
-  note "starting dockerd in the background (log: $log)"
-  # containerd comes up under dockerd's supervision; setsid detaches it from make's process group
-  # so an interrupted test run does not take the engine down with it.
-  setsid dockerd >"$log" 2>&1 </dev/null &
+
+# Live (not zombie) dockerd processes.
+live_dockerd() { { ps -C dockerd -o pid=,stat= 2>/dev/null || true; } | awk '$2 !~ /^Z/ {print $1}'; }
+
+pids=$(live_dockerd)
+if [ -n "$pids" ]; then
+  # One is starting, or is wedged: give it a moment, then replace it.
+  if wait_until 15 "the running dockerd to answer" engine_answers; then
+    note "Docker engine $(docker version --format '{{.Server.Version}}') answers"
+    exit 0
+  fi
+  note "dockerd (pid $pids) does not answer; restarting it"
+  kill $pids 2>/dev/null || true
+  wait_until 10 "dockerd to exit" test -z "$(live_dockerd)" || kill -9 $pids 2>/dev/null || true
 fi
+# A dockerd that died (a killed session, a reboot) leaves pid files behind that name a dead or
+# reused pid; dockerd and its containerd refuse to start over them.
+rm -f /var/run/docker.pid /var/run/docker/containerd/containerd.pid
+
+note "starting dockerd in the background (log: $log)"
+# setsid detaches it from make's process group, so an interrupted test run does not take the
+# engine down with it.
+setsid dockerd >"$log" 2>&1 </dev/null &
 if ! wait_until "$ENGINE_START_TIMEOUT" "dockerd to answer" engine_answers; then
   die "dockerd did not answer within ${ENGINE_START_TIMEOUT}s; last log line: $(tail -n 1 "$log" 2>/dev/null)"
 fi
