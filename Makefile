@@ -1,5 +1,5 @@
 # The kit's two commands:
-#   make demo   the main job: the smoke gate end to end (for now: build both programs, show the environment)
+#   make demo   the main job: the smoke gate end to end against the reference service
 #   make test   every suite, after provisioning what they need (engine, images, tools)
 #
 # Both run platform/setup.sh first: it starts a Docker engine when none answers, builds the local
@@ -26,11 +26,12 @@ SERVICE := reference-service
 # sqlc's generated code is checked in; `make test` regenerates it in memory and fails on a diff.
 SQLC_VERSION := v1.31.1
 
-.PHONY: help setup test demo test-platform test-go test-rust build bench-service bench-verifier
+.PHONY: help setup test demo drill test-platform test-go test-rust build bench-service bench-verifier
 
 help:
-	@echo "make demo   run the main job (see README.md)"
+	@echo "make demo   run the main job: the smoke gate end to end (see README.md)"
 	@echo "make test   run every test suite (provisions the engine, images and tools first)"
+	@echo "make drill  the chaos drill; make bench-service, make bench-verifier: benchmarks"
 
 setup:
 	@bash platform/setup.sh
@@ -64,10 +65,31 @@ build:
 	@cd $(SERVICE) && go build -o ../target/bin/ ./cmd/...
 	@cargo build --release --locked -p verifier
 
+# The service under test signs and checks tokens with this secret; demo and drill mint a token
+# with it (target/bin/devtoken). A sample for local runs only.
+DEMO_JWT_SECRET ?= demo-only-secret-change-me-0123456789abcdef
+REPORTS := reports
+
+# The smoke gate end to end: build both programs, bring the service's world up in containers,
+# run scenarios/smoke.yaml, print the verdict. The exit code is the verdict's (README).
 demo: setup
 	@$(MAKE) build
-	@./target/release/verifier --version
 	@./target/release/verifier env
+	@export ORDERS_JWT_SECRET='$(DEMO_JWT_SECRET)' && \
+	  export VERIFIER_TOKEN="$$(./target/bin/devtoken -tenant demo)" && \
+	  code=0 && ./target/release/verifier run scenarios/smoke.yaml --report-dir $(REPORTS)/smoke || code=$$?; \
+	  echo "make demo: verdict exit code $$code; reports in $(REPORTS)/smoke/ (summary.md, report.json, junit.xml)"; \
+	  exit $$code
+
+# The chaos drill (about 3 minutes): faults in each dependency under load, steady-state checks,
+# nothing-lost read-backs.
+drill: setup
+	@$(MAKE) build
+	@export ORDERS_JWT_SECRET='$(DEMO_JWT_SECRET)' && \
+	  export VERIFIER_TOKEN="$$(./target/bin/devtoken -tenant demo)" && \
+	  code=0 && ./target/release/verifier run scenarios/chaos-drill.yaml --report-dir $(REPORTS)/chaos-drill || code=$$?; \
+	  echo "make drill: verdict exit code $$code; reports in $(REPORTS)/chaos-drill/"; \
+	  exit $$code
 
 # Benchmarks print numbers; they are not part of `make test`.
 bench-service: setup

@@ -135,41 +135,9 @@ impl Drill {
         }
     }
 
-    /// Waits for asynchronous effects to settle, reads them back and compares them with the
-    /// acknowledgements.
-    pub async fn read_back(&self, spec: &InvariantSpec, log: &AckLog) -> InvariantOutcome {
-        let (acks, overflowed) = log.take();
-        if overflowed {
-            return InvariantOutcome::Inconclusive(format!(
-                "more than {MAX_ACKS} effect-creating requests; too many to track"
-            ));
-        }
-        let vars: BTreeMap<String, String> = self.env.endpoints.clone();
-        let db_url = match expand(&spec.database.url, &vars) {
-            Ok(u) => u,
-            Err(e) => {
-                return InvariantOutcome::Inconclusive(format!("invariants.database.url: {e}"));
-            }
-        };
-        let events_url = match &spec.events {
-            Some(ev) => match expand(&ev.url, &vars) {
-                Ok(u) => Some(u),
-                Err(e) => {
-                    return InvariantOutcome::Inconclusive(format!("invariants.events.url: {e}"));
-                }
-            },
-            None => None,
-        };
-        tokio::time::sleep(spec.settle.0).await;
-        let events = spec.events.as_ref().zip(events_url.as_deref());
-        match probe::read(&acks, &spec.database, &db_url, events, spec.timeout.0).await {
-            Ok(rb) => InvariantOutcome::Checked {
-                acknowledged: acks.iter().filter(|a| a.acknowledged()).count(),
-                uncertain: acks.iter().filter(|a| a.uncertain()).count(),
-                violations: effects::nothing_lost(&acks, &rb),
-            },
-            Err(e) => InvariantOutcome::Inconclusive(e.to_string()),
-        }
+    /// Direct addresses of the environment's dependencies, for read-back URLs.
+    pub fn endpoints(&self) -> &BTreeMap<String, String> {
+        &self.env.endpoints
     }
 
     /// Tears the environment down; returns the problems met.
@@ -185,5 +153,220 @@ impl Drill {
     }
 }
 
+/// Waits for asynchronous effects to settle, reads them back and compares them with the
+/// acknowledgements. `endpoints` fill placeholders such as `${postgres.url}` in the probe URLs.
+pub async fn read_back(
+    spec: &InvariantSpec,
+    log: &AckLog,
+    endpoints: &BTreeMap<String, String>,
+) -> InvariantOutcome {
+    let (acks, overflowed) = log.take();
+    if overflowed {
+        return InvariantOutcome::Inconclusive(format!(
+            "more than {MAX_ACKS} effect-creating requests; too many to track"
+        ));
+    }
+    let db_url = match expand(&spec.database.url, endpoints) {
+        Ok(u) => u,
+        Err(e) => return InvariantOutcome::Inconclusive(format!("invariants.database.url: {e}")),
+    };
+    let events_url = match &spec.events {
+        Some(ev) => match expand(&ev.url, endpoints) {
+            Ok(u) => Some(u),
+            Err(e) => {
+                return InvariantOutcome::Inconclusive(format!("invariants.events.url: {e}"));
+            }
+        },
+        None => None,
+    };
+    tokio::time::sleep(spec.settle.0).await;
+    let events = spec.events.as_ref().zip(events_url.as_deref());
+    match probe::read(&acks, &spec.database, &db_url, events, spec.timeout.0).await {
+        Ok(rb) => InvariantOutcome::Checked {
+            acknowledged: acks.iter().filter(|a| a.acknowledged()).count(),
+            uncertain: acks.iter().filter(|a| a.uncertain()).count(),
+            violations: effects::nothing_lost(&acks, &rb),
+        },
+        Err(e) => InvariantOutcome::Inconclusive(e.to_string()),
+    }
+}
+
 /// Shared handle the engines use.
 pub type SharedAckLog = Arc<AckLog>;
+
+/// Rules and report sections for the faults: a fault that never took effect leaves the drill
+/// unable to vouch for what it was meant to test (inconclusive); one that could not be reverted
+/// leaves the environment broken (fail).
+pub fn fault_results(
+    records: &[FaultRecord],
+    plan: &[Fault],
+    phases: Option<&crate::steady::Phases>,
+) -> (
+    Vec<crate::verdict::RuleResult>,
+    Vec<crate::report::FaultReport>,
+) {
+    use crate::verdict::{RuleKind, RuleResult, Status};
+    let s = |d: Duration| (d.as_secs_f64() * 1000.0).round() / 1000.0;
+    let mut rules = Vec::new();
+    let mut reports = Vec::new();
+    for r in records {
+        let expect = plan
+            .iter()
+            .find(|f| f.name == r.name)
+            .and_then(|f| f.expect.clone());
+        let (status, observed) = match (&r.error, r.applied_at, r.reverted_at) {
+            (Some(e), _, _) if e.starts_with("could not revert") => (Status::Fail, e.clone()),
+            (Some(e), _, _) => (Status::Inconclusive, e.clone()),
+            (None, Some(a), Some(v)) => (
+                Status::Pass,
+                format!(
+                    "applied at {:.1}s, reverted at {:.1}s",
+                    a.as_secs_f64(),
+                    v.as_secs_f64()
+                ),
+            ),
+            // Cut short before its start (Ctrl-C, early abort): it tested nothing.
+            (None, None, _) => (
+                Status::Inconclusive,
+                "never applied: the load ended first".into(),
+            ),
+            (None, Some(_), None) => (Status::Fail, "applied but not reverted".into()),
+        };
+        rules.push(RuleResult {
+            id: format!("fault.{}", r.name),
+            kind: RuleKind::Fault,
+            scope: format!("{} on {}", r.kind, r.target),
+            endpoint: None,
+            budget: format!(
+                "applied at {:.0}s, reverted at {:.0}s",
+                r.planned_start.as_secs_f64(),
+                r.planned_end.as_secs_f64()
+            ),
+            observed,
+            status,
+            detail: expect.clone().unwrap_or_default(),
+        });
+        reports.push(crate::report::FaultReport {
+            name: r.name.clone(),
+            target: r.target.clone(),
+            kind: r.kind.to_owned(),
+            planned_start_s: s(r.planned_start),
+            planned_end_s: s(r.planned_end),
+            applied_at_s: r.applied_at.map(s),
+            reverted_at_s: r.reverted_at.map(s),
+            expect,
+            error: r.error.clone(),
+            observed: phases.and_then(|p| p.during(&r.name)).map(
+                |(requests, error_rate, p99_us)| crate::report::FaultEffect {
+                    requests,
+                    error_rate: (error_rate * 1e4).round() / 1e4,
+                    p99_us,
+                },
+            ),
+        });
+    }
+    (rules, reports)
+}
+
+/// The invariant classes, in the order reports list them.
+const INVARIANTS: [(&str, &str); 5] = [
+    (
+        "acknowledged-exists",
+        "every 2xx-acknowledged effect is stored",
+    ),
+    (
+        "acknowledged-exists-once",
+        "no acknowledged effect is stored twice",
+    ),
+    (
+        "uncertain-at-most-once",
+        "a 5xx or timed-out request took effect at most once",
+    ),
+    ("event-published", "every stored effect has its event"),
+    ("event-published-once", "no effect has two events"),
+];
+
+/// One rule per invariant class, with the first offending ids as evidence.
+pub fn invariant_results(
+    outcome: &InvariantOutcome,
+    events_checked: bool,
+) -> (
+    Vec<crate::verdict::RuleResult>,
+    crate::report::InvariantReport,
+) {
+    use crate::verdict::{RuleKind, RuleResult, Status};
+    match outcome {
+        InvariantOutcome::Inconclusive(why) => (
+            vec![RuleResult {
+                id: "invariants".into(),
+                kind: RuleKind::Invariant,
+                scope: "after the run".into(),
+                endpoint: None,
+                budget: "nothing lost".into(),
+                observed: "not read back".into(),
+                status: Status::Inconclusive,
+                detail: why.clone(),
+            }],
+            crate::report::InvariantReport {
+                acknowledged: 0,
+                uncertain: 0,
+                violations: Vec::new(),
+                inconclusive: Some(why.clone()),
+            },
+        ),
+        InvariantOutcome::Checked {
+            acknowledged,
+            uncertain,
+            violations,
+        } => {
+            let mut rules = Vec::new();
+            for (rule, says) in INVARIANTS {
+                if rule.starts_with("event") && !events_checked {
+                    continue;
+                }
+                let hits: Vec<&Violation> = violations.iter().filter(|v| v.rule == rule).collect();
+                let evidence: Vec<String> = hits
+                    .iter()
+                    .take(5)
+                    .map(|v| {
+                        format!(
+                            "key {} id {}: {}",
+                            v.key.as_deref().unwrap_or("-"),
+                            v.id.as_deref().unwrap_or("-"),
+                            v.detail
+                        )
+                    })
+                    .collect();
+                rules.push(RuleResult {
+                    id: format!("invariants.{rule}"),
+                    kind: RuleKind::Invariant,
+                    scope: format!("{acknowledged} acknowledged, {uncertain} uncertain requests"),
+                    endpoint: None,
+                    budget: says.to_owned(),
+                    observed: format!("{} violations", hits.len()),
+                    status: if hits.is_empty() {
+                        Status::Pass
+                    } else {
+                        Status::Fail
+                    },
+                    detail: evidence.join("; "),
+                });
+            }
+            let report = crate::report::InvariantReport {
+                acknowledged: *acknowledged,
+                uncertain: *uncertain,
+                violations: violations
+                    .iter()
+                    .map(|v| crate::report::ViolationReport {
+                        rule: v.rule.to_owned(),
+                        key: v.key.clone(),
+                        id: v.id.clone(),
+                        detail: v.detail.clone(),
+                    })
+                    .collect(),
+                inconclusive: None,
+            };
+            (rules, report)
+        }
+    }
+}

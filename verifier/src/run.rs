@@ -1,16 +1,21 @@
-//! One gate run, start to end: plan → preflight → load → measurements → checks →
-//! verdict → reports. Every stage is bounded in time.
+//! One gate run, start to end: environment → plan → preflight → load (with the fault
+//! timeline beside it) → measurements and read-backs → checks → verdict → reports →
+//! environment down. Every stage is bounded in time.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::check::{self, WindowWatch};
+use crate::drill::{self, AckLog, Drill};
+use crate::env::EnvironmentSpec;
 use crate::exit_codes;
+use crate::load::EffectTap;
 use crate::load::{self, Collector, Plan, Stop, StopReason};
 use crate::record::Recorder;
 use crate::report::{self, GeneratorReport, Report, RunFacts, progress};
 use crate::scenario::{self, Load, ScenarioError};
+use crate::steady::Phases;
 use crate::verdict::Verdict;
 
 pub struct RunOptions {
@@ -41,15 +46,20 @@ pub enum RunError {
     Engine(String),
     #[error("cannot write reports into {dir}: {source}")]
     Report { dir: String, source: std::io::Error },
+    #[error("{0}")]
+    Usage(String),
+    #[error("the environment could not be brought up: {0}")]
+    Environment(String),
 }
 
 impl RunError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            RunError::Scenario(_) | RunError::Plan { .. } => exit_codes::USAGE,
-            RunError::Unreachable(_) | RunError::Engine(_) | RunError::Report { .. } => {
-                exit_codes::ENVIRONMENT
-            }
+            RunError::Scenario(_) | RunError::Plan { .. } | RunError::Usage(_) => exit_codes::USAGE,
+            RunError::Unreachable(_)
+            | RunError::Engine(_)
+            | RunError::Report { .. }
+            | RunError::Environment(_) => exit_codes::ENVIRONMENT,
         }
     }
 }
@@ -64,11 +74,86 @@ pub async fn run(
 ) -> Result<RunOutput, RunError> {
     let scenario = scenario::load_file(&opts.scenario)?;
     let file = opts.scenario.display().to_string();
-    let plan =
-        Plan::new(&scenario, opts.target.as_deref(), getenv).map_err(|source| RunError::Plan {
-            file: file.clone(),
+    let mut env_spec = scenario.environment.clone();
+    if opts.target.is_some() && matches!(env_spec, EnvironmentSpec::Testcontainers(_)) {
+        if !scenario.faults.is_empty() || scenario.invariants.is_some() {
+            return Err(RunError::Usage(format!(
+                "{file}: --target points the run at a service of yours, but this scenario's \
+                 faults and invariants need the environment it starts itself; drop --target"
+            )));
+        }
+        eprintln!(
+            "verifier: --target given; the scenario's testcontainers environment is not started"
+        );
+        env_spec = EnvironmentSpec::None;
+    }
+    if let EnvironmentSpec::Testcontainers(c) = &env_spec {
+        crate::env::spec::check_env_vars(c).map_err(|m| RunError::Usage(format!("{file}: {m}")))?;
+    }
+    let mut drill = if matches!(env_spec, EnvironmentSpec::None) {
+        None
+    } else {
+        eprintln!("verifier: bringing the environment up");
+        let up = Drill::up(&env_spec, scenario.faults.clone());
+        // Ctrl-C while containers start: the half-started ones are removed as the future drops.
+        tokio::select! {
+            r = up => Some(r.map_err(|e| RunError::Environment(e.to_string()))?),
+            () = stop.stopped() => {
+                return Err(RunError::Environment(
+                    "interrupted while the environment was coming up; what had started is removed".into(),
+                ));
+            }
+        }
+    };
+    let result = run_in(opts, &scenario, &file, stop, getenv, drill.as_mut()).await;
+    let problems = match drill {
+        Some(d) => d.down().await,
+        None => Vec::new(),
+    };
+    for p in &problems {
+        eprintln!("verifier: {p}");
+    }
+    let mut report = result?;
+    report.environment_problems = problems;
+    let files =
+        report::write_all(&opts.report_dir, &report).map_err(|source| RunError::Report {
+            dir: opts.report_dir.display().to_string(),
             source,
         })?;
+    Ok(RunOutput { report, files })
+}
+
+/// The run inside its environment; returns the report for `run` to complete and write.
+async fn run_in(
+    opts: &RunOptions,
+    scenario: &scenario::Scenario,
+    file: &str,
+    stop: Stop,
+    getenv: &dyn Fn(&str) -> Option<String>,
+    mut drill: Option<&mut Drill>,
+) -> Result<Report, RunError> {
+    let file = file.to_owned();
+    let env_target = drill.as_ref().and_then(|d| d.env.target.clone());
+    let target = opts.target.as_deref().or(env_target.as_deref());
+    let mut plan = Plan::new(scenario, target, getenv).map_err(|source| RunError::Plan {
+        file: file.clone(),
+        source,
+    })?;
+    let acks = scenario.invariants.as_ref().map(|inv| {
+        let log = Arc::new(AckLog::default());
+        let tap = Arc::new(EffectTap {
+            key: inv.key.clone(),
+            id_pointer: inv.id_pointer.clone(),
+            log: log.clone(),
+        });
+        let endpoint = plan.endpoints.iter().position(|e| *e == inv.step);
+        for step in plan.journeys.iter_mut().flat_map(|j| j.steps.iter_mut()) {
+            if Some(step.endpoint) == endpoint {
+                step.effect = Some(tap.clone());
+            }
+        }
+        log
+    });
     load::preflight(&plan.target, plan.connect_timeout)
         .await
         .map_err(RunError::Unreachable)?;
@@ -95,6 +180,12 @@ pub async fn run(
     };
     let recorder = Recorder::new(origin, plan.endpoints.clone(), budgets.window.map(|d| d.0));
     let collector = Collector::new(recorder, on_window);
+    if let Some(ss) = &scenario.steady_state {
+        collector.set_phases(Phases::plan(ss, &scenario.faults, plan.planned));
+    }
+    if let Some(d) = drill.as_mut() {
+        d.start_faults(tokio::time::Instant::from_std(origin));
+    }
 
     let done = Stop::new();
     let progress = tokio::spawn(progress::run(
@@ -140,6 +231,11 @@ pub async fn run(
     done.trigger(StopReason::Interrupted);
     let _ = progress.await;
     let _ = ticker.await;
+    // Faults end with the load, reverted whatever their plan said.
+    let fault_records = match drill.as_mut() {
+        Some(d) => d.stop_faults().await,
+        None => Vec::new(),
+    };
     let engine_report = engine_report.map_err(RunError::Engine)?;
     let measurements = collector
         .finish(end)
@@ -158,6 +254,28 @@ pub async fn run(
     if let Some(w) = watch.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
         rules.extend(w.results());
     }
+    let phases = collector.take_phases();
+    if let Some(p) = &phases {
+        rules.extend(p.results());
+    }
+    let (fault_rules, fault_reports) =
+        drill::fault_results(&fault_records, &scenario.faults, phases.as_ref());
+    rules.extend(fault_rules);
+    let mut invariant_report = None;
+    if let (Some(inv), Some(log)) = (&scenario.invariants, &acks) {
+        eprintln!(
+            "verifier: reading effects back (settling {:?} first)",
+            inv.settle.0
+        );
+        let endpoints = drill
+            .as_ref()
+            .map(|d| d.endpoints().clone())
+            .unwrap_or_default();
+        let outcome = drill::read_back(inv, log, &endpoints).await;
+        let (inv_rules, inv_report) = drill::invariant_results(&outcome, inv.events.is_some());
+        rules.extend(inv_rules);
+        invariant_report = Some(inv_report);
+    }
     let verdict = Verdict::decide(rules, interrupted, aborted);
     let generator = GeneratorReport::new(&engine_report, load::cpu::peak_rss_bytes());
     let facts = RunFacts {
@@ -167,11 +285,8 @@ pub async fn run(
         started_at,
         planned: plan.planned,
     };
-    let report = Report::new(&facts, &measurements, verdict, generator);
-    let files =
-        report::write_all(&opts.report_dir, &report).map_err(|source| RunError::Report {
-            dir: opts.report_dir.display().to_string(),
-            source,
-        })?;
-    Ok(RunOutput { report, files })
+    let mut report = Report::new(&facts, &measurements, verdict, generator);
+    report.faults = fault_reports;
+    report.invariants = invariant_report;
+    Ok(report)
 }

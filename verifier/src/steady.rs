@@ -86,16 +86,16 @@ impl Phases {
             stats: Stats::new(),
         }];
         for (i, f) in faults.iter().enumerate() {
-            if let Some(t) = ss.during.get(&f.name) {
-                phases.push(Phase {
-                    id: format!("steady.during.{}", f.name),
-                    label: format!("during {} ({}–{})", f.name, secs(f.start.0), secs(f.end())),
-                    from: f.start.0,
-                    to: f.end().min(run),
-                    tolerance: t.clone(),
-                    stats: Stats::new(),
-                });
-            }
+            // Every fault gets its phase, so reports can show what it did to latency and errors;
+            // only a declared tolerance makes rules of it.
+            phases.push(Phase {
+                id: format!("steady.during.{}", f.name),
+                label: format!("during {} ({}–{})", f.name, secs(f.start.0), secs(f.end())),
+                from: f.start.0,
+                to: f.end().min(run),
+                tolerance: ss.during.get(&f.name).cloned().unwrap_or_default(),
+                stats: Stats::new(),
+            });
             let next = faults.get(i + 1).map_or(run, |n| n.start.0);
             let from = f.end() + ss.recovery_within.0;
             phases.push(Phase {
@@ -131,6 +131,18 @@ impl Phases {
 
     pub fn phases(&self) -> &[Phase] {
         &self.phases
+    }
+
+    /// What happened while fault `name` was active: requests, error rate, p99 in µs.
+    pub fn during(&self, name: &str) -> Option<(u64, f64, u64)> {
+        let id = format!("steady.during.{name}");
+        self.phases.iter().find(|p| p.id == id).map(|p| {
+            (
+                p.stats.counts.total(),
+                p.stats.counts.error_rate(),
+                p.stats.hist.value_at_quantile(0.99),
+            )
+        })
     }
 
     /// One rule per ceiling per phase.

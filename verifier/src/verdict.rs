@@ -41,6 +41,10 @@ pub enum RuleKind {
     ErrorRate,
     Throughput,
     Generator,
+    /// A fault of the drill: applied and reverted as planned.
+    Fault,
+    /// A nothing-lost invariant, from read-backs of what the service stored and published.
+    Invariant,
 }
 
 /// One rule's result, with the observed value beside its budget.

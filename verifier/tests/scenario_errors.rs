@@ -65,7 +65,7 @@ fn unknown_field() {
 fn unknown_top_level_field() {
     assert_eq!(
         err(&format!("{BASE}budget: {{}}\n")),
-        "t.yaml:12:1: field `budget`: unknown field `budget`, expected one of `name`, `description`, `target`, `defaults`, `journeys`, `load`, `budgets`"
+        "t.yaml:12:1: field `budget`: unknown field `budget`, expected one of `name`, `description`, `target`, `defaults`, `journeys`, `load`, `budgets`, `environment`, `faults`, `steady_state`, `invariants`"
     );
 }
 
@@ -356,5 +356,154 @@ fn missing_target_is_a_plan_error() {
     assert_eq!(
         e.to_string(),
         "target: no target: give --target or `target:` in the scenario"
+    );
+}
+
+// The chaos parts: environment, faults, steady state, invariants.
+
+/// BASE (1 s of load) with 10 s of load and a staging environment, plus `extra`.
+fn drill(extra: &str) -> String {
+    let base = with("{ rate: 1, duration: 1s }", "{ rate: 1, duration: 10s }");
+    format!(
+        "{base}environment:
+  external:
+    toxiproxy: http://127.0.0.1:8474
+    proxies: {{ postgres: pg, redis: cache }}
+{extra}"
+    )
+}
+
+fn fault(name: &str, target: &str, start: &str, dur: &str, fault: &str) -> String {
+    format!(
+        "  - {{ name: {name}, target: {target}, start: {start}, duration: {dur}, fault: {fault} }}\n"
+    )
+}
+
+#[test]
+fn drill_base_is_valid() {
+    let yaml = drill(&format!(
+        "faults:\n{}{}",
+        fault(
+            "slow",
+            "postgres",
+            "1s",
+            "2s",
+            "{ latency: { delay: 100ms } }"
+        ),
+        fault("cut", "redis", "1s", "2s", "down")
+    ));
+    verifier::scenario::parse(Path::new("t.yaml"), &yaml).unwrap();
+}
+
+#[test]
+fn fault_on_an_unknown_dependency() {
+    assert_eq!(
+        err(&drill(&format!(
+            "faults:\n{}",
+            fault("x", "mysql", "1s", "1s", "down")
+        ))),
+        "t.yaml:17:24: field `faults[0].target`: unknown dependency `mysql`; the external environment has: postgres, redis"
+    );
+}
+
+#[test]
+fn container_action_on_staging() {
+    assert_eq!(
+        err(&drill(&format!(
+            "faults:\n{}",
+            fault("x", "redis", "1s", "1s", "pause")
+        ))),
+        "t.yaml:17:63: field `faults[0].fault`: `pause` acts on a container, which the external provider does not control; use `down` or a toxic, or the testcontainers provider"
+    );
+}
+
+#[test]
+fn overlapping_faults_that_cannot_be_honoured() {
+    assert_eq!(
+        err(&drill(&format!(
+            "faults:\n{}{}",
+            fault("a", "redis", "1s", "5s", "{ latency: { delay: 1s } }"),
+            fault("b", "redis", "3s", "1s", "down")
+        ))),
+        "t.yaml:18:38: field `faults[1].start`: `b` (down) overlaps `a` (latency) on `redis`; a down fault cannot share its target with another fault"
+    );
+}
+
+#[test]
+fn fault_after_the_load_ends() {
+    assert_eq!(
+        err(&drill(&format!(
+            "faults:\n{}",
+            fault("late", "redis", "10s", "1s", "down")
+        ))),
+        "t.yaml:17:41: field `faults[0].start`: starts at 10s, after the load ends at 10s"
+    );
+}
+
+#[test]
+fn faults_without_an_environment() {
+    assert_eq!(
+        err(&format!(
+            "{BASE}faults:\n{}",
+            fault("x", "redis", "0s", "1s", "down")
+        )),
+        "t.yaml:13:3: field `faults`: faults need an environment that can inject them: `environment: {external: ...}` or `{testcontainers: ...}`"
+    );
+}
+
+#[test]
+fn steady_state_for_a_fault_that_does_not_exist() {
+    assert_eq!(
+        err(&drill(&format!(
+            "faults:\n{}steady_state:\n  baseline: {{ p99: 1s }}\n  recovery_within: 1s\n  during:\n    cutt: {{ error_rate: 0.1 }}\n",
+            fault("cut", "redis", "1s", "2s", "down")
+        ))),
+        "t.yaml:22:11: field `steady_state.during.cutt`: no fault is named `cutt` (known: cut)"
+    );
+}
+
+#[test]
+fn invariants_on_a_step_that_does_not_exist() {
+    let yaml = drill(
+        "invariants:
+  step: create
+  key: { header: Idempotency-Key }
+  id_pointer: /id
+  database: { url: postgres://x, count_by_id: q, ids_by_key: q }
+",
+    );
+    assert_eq!(
+        err(&yaml),
+        "t.yaml:17:9: field `invariants.step`: no step is named `create` (known: a)"
+    );
+}
+
+#[test]
+fn service_env_with_an_unknown_placeholder() {
+    let yaml = format!(
+        "{BASE}environment:
+  testcontainers:
+    dependencies: [postgres]
+    service:
+      command: [svc]
+      env:
+        CACHE: ${{redis.addr}}
+"
+    );
+    assert_eq!(
+        err(&yaml),
+        "t.yaml:18:16: field `environment.testcontainers.service.env.CACHE`: `${redis.addr}` is not known here; known: postgres.addr, postgres.host, postgres.port, service.addr, service.port, env.NAME"
+    );
+}
+
+#[test]
+fn unknown_fault_kind() {
+    let e = err(&drill(&format!(
+        "faults:\n{}",
+        fault("x", "redis", "1s", "1s", "{ melt: {} }")
+    )));
+    assert!(
+        e.starts_with("t.yaml:17:") && e.contains("unknown variant `melt`"),
+        "{e}"
     );
 }

@@ -143,10 +143,49 @@ async fn start_dependency(
     if dep == Dependency::Nats {
         req = req.with_cmd(["-js", "-sd", "/data", "-m", "8222"]);
     }
-    managed(req, startup)
-        .start()
-        .await
-        .map_err(|e| start_error(dep.name(), dep.image_var(), e))
+    match managed(req, startup).start().await {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            let logs = container_logs(name).await;
+            let err = start_error(dep.name(), dep.image_var(), e);
+            Err(match (err, logs.is_empty()) {
+                (EnvError::Start { what, message }, false) => EnvError::NotReady {
+                    what: format!("the {what} container ({message})"),
+                    secs: startup.as_secs(),
+                    logs,
+                },
+                (err, _) => err,
+            })
+        }
+    }
+}
+
+/// The last lines a container printed, for an error message. testcontainers has already
+/// dropped its handle when a start fails, so this asks the engine by name (the container is
+/// still there until the drop's removal completes, or until the sweep).
+async fn container_logs(name: &str) -> Vec<String> {
+    let out = tokio::time::timeout(
+        Duration::from_secs(5),
+        Command::new("docker")
+            .args(["logs", "--tail", &LOG_LINES.to_string(), name])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await;
+    match out {
+        Ok(Ok(o)) => String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .chain(String::from_utf8_lossy(&o.stderr).lines())
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .take(LOG_LINES)
+            .rev()
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 async fn host_port(

@@ -177,7 +177,9 @@ pub fn expand(value: &str, vars: &BTreeMap<String, String>) -> Result<String, St
     Ok(out)
 }
 
-/// Checks every env value's placeholders before anything starts.
+/// Checks every env value's placeholders when the scenario is read. `${env.NAME}` is checked
+/// only for its form here: the variable is needed when the environment starts
+/// ([`check_env_vars`]), not to validate the file.
 pub fn validate_service_env(spec: &ContainersSpec) -> Result<(), (String, String)> {
     let vars: BTreeMap<String, String> = placeholders(&spec.dependencies)
         .into_iter()
@@ -190,9 +192,52 @@ pub fn validate_service_env(spec: &ContainersSpec) -> Result<(), (String, String
         ));
     }
     for (k, v) in &spec.service.env {
-        expand(v, &vars).map_err(|m| (format!("service.env.{k}"), m))?;
+        for name in placeholder_names(v).map_err(|m| (format!("service.env.{k}"), m))? {
+            if !name.starts_with("env.") && !vars.contains_key(name) {
+                let known: Vec<_> = vars.keys().map(String::as_str).collect();
+                return Err((
+                    format!("service.env.{k}"),
+                    format!(
+                        "`${{{name}}}` is not known here; known: {}, env.NAME",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
     }
     Ok(())
+}
+
+/// The `${env.NAME}` variables a service's environment needs that are not set: checked before
+/// anything starts, so a missing secret is a usage error, not a failed start.
+pub fn check_env_vars(spec: &ContainersSpec) -> Result<(), String> {
+    for (k, v) in &spec.service.env {
+        for name in placeholder_names(v).unwrap_or_default() {
+            if let Some(var) = name.strip_prefix("env.")
+                && std::env::var_os(var).is_none()
+            {
+                return Err(format!(
+                    "environment.testcontainers.service.env.{k} needs the environment variable \
+                     {var}, which is not set"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn placeholder_names(value: &str) -> Result<Vec<&str>, String> {
+    let mut out = Vec::new();
+    let mut rest = value;
+    while let Some(i) = rest.find("${") {
+        let after = &rest[i + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("`{value}` has an unclosed `${{`"))?;
+        out.push(&after[..end]);
+        rest = &after[end + 1..];
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -231,6 +276,20 @@ mod tests {
             expand("${postgres.addr", &vars)
                 .unwrap_err()
                 .contains("unclosed")
+        );
+    }
+
+    #[test]
+    fn a_secret_from_the_environment_is_needed_to_start_not_to_validate() {
+        let spec: ContainersSpec = serde_norway::from_str(
+            "dependencies: [postgres]\nservice:\n  command: [svc]\n  env:\n    S: ${env.KIT_SURELY_UNSET_SECRET}\n",
+        )
+        .unwrap();
+        assert!(validate_service_env(&spec).is_ok());
+        let e = check_env_vars(&spec).unwrap_err();
+        assert!(
+            e.contains("service.env.S") && e.contains("KIT_SURELY_UNSET_SECRET"),
+            "{e}"
         );
     }
 

@@ -178,6 +178,10 @@ async fn step(
         return;
     }
     let (path, headers, body) = step.render(seq, &vars);
+    let effect_key = step
+        .effect
+        .as_ref()
+        .and_then(|t| t.key_of(&headers, body.as_ref().map(|(b, _)| &b[..])));
     let method = goose_method(step.method);
     let Ok(mut rb) = user.get_request_builder(&method, &path) else {
         return;
@@ -198,13 +202,25 @@ async fn step(
         .set_request_builder(rb)
         .build();
     let t0 = Instant::now();
+    let tap = step.effect.as_deref();
+    let no_answer = |key: Option<String>| {
+        if let Some(t) = tap {
+            t.record(key, None, None);
+        }
+    };
     let (outcome, new_vars) = match user.request(req).await {
-        Err(_) => (Outcome::Other, Vec::new()),
+        Err(_) => {
+            no_answer(effect_key);
+            (Outcome::Other, Vec::new())
+        }
         Ok(resp) => match resp.response {
-            Err(e) => (
-                classify_reqwest(e.is_timeout(), e.is_connect(), &e),
-                Vec::new(),
-            ),
+            Err(e) => {
+                no_answer(effect_key);
+                (
+                    classify_reqwest(e.is_timeout(), e.is_connect(), &e),
+                    Vec::new(),
+                )
+            }
             Ok(r) => {
                 let status = r.status().as_u16();
                 let header_caps: Vec<(String, String)> = step
@@ -220,11 +236,17 @@ async fn step(
                     })
                     .collect();
                 match r.bytes().await {
-                    Err(e) => (
-                        classify_reqwest(e.is_timeout(), e.is_connect(), &e),
-                        Vec::new(),
-                    ),
+                    Err(e) => {
+                        no_answer(effect_key);
+                        (
+                            classify_reqwest(e.is_timeout(), e.is_connect(), &e),
+                            Vec::new(),
+                        )
+                    }
                     Ok(b) => {
+                        if let Some(t) = tap {
+                            t.record(effect_key, Some(status), Some(&b));
+                        }
                         let o = Outcome::from_status(status, &step.expect_status);
                         let mut caps = HashMap::new();
                         if o == Outcome::Ok {

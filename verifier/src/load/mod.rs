@@ -82,6 +82,48 @@ pub struct PlannedStep {
     pub body: Option<PlannedBody>,
     pub captures: Vec<(String, Capture)>,
     pub expect_status: Vec<u16>,
+    /// Set on the step whose requests create the effects the invariants read back.
+    pub effect: Option<Arc<EffectTap>>,
+}
+
+/// Notes how each effect-creating request ended, for the nothing-lost invariants: its
+/// correlation value, its status, and the id a 2xx answer carried.
+#[derive(Debug)]
+pub struct EffectTap {
+    pub key: crate::effects::KeySource,
+    pub id_pointer: String,
+    pub log: Arc<crate::drill::AckLog>,
+}
+
+impl EffectTap {
+    pub fn key_of(
+        &self,
+        headers: &[(HeaderName, HeaderValue)],
+        body: Option<&[u8]>,
+    ) -> Option<String> {
+        self.key.extract(
+            headers
+                .iter()
+                .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str(), v))),
+            body,
+        )
+    }
+
+    /// Records one request; `body` is the answer's, read only for a 2xx.
+    pub fn record(&self, key: Option<String>, status: Option<u16>, body: Option<&[u8]>) {
+        let Some(key) = key else { return };
+        let id = match status {
+            Some(200..=299) => body
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+                .and_then(|v| v.pointer(&self.id_pointer).cloned())
+                .map(|v| match v {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                }),
+            _ => None,
+        };
+        self.log.push(crate::effects::Ack { key, status, id });
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -162,6 +204,7 @@ impl Plan {
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect(),
                     expect_status: st.expect_status.clone(),
+                    effect: None,
                 });
             }
             journeys.push(PlannedJourney {
@@ -286,6 +329,8 @@ impl Stop {
 pub struct Collector {
     recorder: Mutex<Option<Recorder>>,
     on_window: Box<dyn Fn(&WindowView) + Send + Sync>,
+    /// The steady-state phases of a chaos drill, when the scenario declares them.
+    phases: Mutex<Option<crate::steady::Phases>>,
 }
 
 impl Collector {
@@ -296,12 +341,34 @@ impl Collector {
         Arc::new(Collector {
             recorder: Mutex::new(Some(recorder)),
             on_window,
+            phases: Mutex::new(None),
         })
+    }
+
+    /// Also records every request into these steady-state phases, by when it was due.
+    pub fn set_phases(&self, phases: crate::steady::Phases) {
+        *self.phases.lock().unwrap_or_else(|p| p.into_inner()) = Some(phases);
+    }
+
+    pub fn take_phases(&self) -> Option<crate::steady::Phases> {
+        self.phases.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     pub fn record(&self, endpoint: usize, end: Instant, latency: Duration, outcome: Outcome) {
         let mut g = self.recorder.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(r) = g.as_mut() {
+            if let Some(phases) = self
+                .phases
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_mut()
+            {
+                // Latency runs from the intended send time, so this is when the request was due.
+                let due = end
+                    .saturating_duration_since(r.origin())
+                    .saturating_sub(latency);
+                phases.record(due, latency, outcome);
+            }
             for w in r.record(endpoint, end, latency, outcome) {
                 (self.on_window)(&w);
             }

@@ -65,6 +65,10 @@ impl Client {
         start: Instant,
     ) -> StepResult {
         let (path, headers, body) = step.render(seq, vars);
+        let effect_key = step
+            .effect
+            .as_ref()
+            .and_then(|t| t.key_of(&headers, body.as_ref().map(|(b, _)| &b[..])));
         let uri = format!("{}{}", self.target.base, path);
         let mut b = http::Request::builder()
             .method(step.method.as_str())
@@ -91,10 +95,11 @@ impl Client {
                 };
             }
         };
-        let need_body = step
-            .captures
-            .iter()
-            .any(|(_, c)| matches!(c, Capture::Json(_)));
+        let need_body = step.effect.is_some()
+            || step
+                .captures
+                .iter()
+                .any(|(_, c)| matches!(c, Capture::Json(_)));
         let exchange = async {
             let resp = self.inner.request(req).await.map_err(classify_client)?;
             let status = resp.status().as_u16();
@@ -127,6 +132,12 @@ impl Client {
         let result = tokio::time::timeout(self.timeout, exchange).await;
         let end = Instant::now();
         let latency = end.saturating_duration_since(start);
+        if let Some(tap) = &step.effect {
+            match &result {
+                Ok(Ok((status, _, body))) => tap.record(effect_key, Some(*status), body.as_deref()),
+                _ => tap.record(effect_key, None, None),
+            }
+        }
         match result {
             Err(_) => StepResult {
                 outcome: Outcome::Timeout,

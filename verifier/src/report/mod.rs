@@ -41,6 +41,60 @@ pub struct Report {
     /// Per-slice totals, in order.
     pub timeline: Vec<SliceSummary>,
     pub generator: GeneratorReport,
+    /// The drill's faults, as planned and as they happened.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<FaultReport>,
+    /// The nothing-lost read-backs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invariants: Option<InvariantReport>,
+    /// What went wrong bringing the environment down (containers left, toxics not removed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environment_problems: Vec<String>,
+}
+
+/// One fault of the drill. Times are seconds from the start of load.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct FaultReport {
+    pub name: String,
+    pub target: String,
+    pub kind: String,
+    pub planned_start_s: f64,
+    pub planned_end_s: f64,
+    pub applied_at_s: Option<f64>,
+    pub reverted_at_s: Option<f64>,
+    /// What the service is expected to do meanwhile, from the scenario.
+    pub expect: Option<String>,
+    pub error: Option<String>,
+    /// What the load saw while it was active (requests due in its window), when the scenario
+    /// declares a steady state.
+    pub observed: Option<FaultEffect>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct FaultEffect {
+    pub requests: u64,
+    pub error_rate: f64,
+    pub p99_us: u64,
+}
+
+/// What the read-backs found.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct InvariantReport {
+    /// Effect-creating requests answered with a 2xx.
+    pub acknowledged: usize,
+    /// Effect-creating requests answered with a 5xx or not at all.
+    pub uncertain: usize,
+    pub violations: Vec<ViolationReport>,
+    /// Why the invariants could not be decided, if they could not.
+    pub inconclusive: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ViolationReport {
+    pub rule: String,
+    pub key: Option<String>,
+    pub id: Option<String>,
+    pub detail: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -154,6 +208,9 @@ impl Report {
                 .collect(),
             timeline: m.timeline.clone(),
             generator,
+            faults: Vec::new(),
+            invariants: None,
+            environment_problems: Vec::new(),
         }
     }
 }
@@ -243,6 +300,27 @@ pub fn terminal(r: &Report) -> String {
             rule.budget,
             rule.observed
         );
+    }
+    if !r.faults.is_empty() {
+        let _ = writeln!(o);
+        for f in &r.faults {
+            let seen = f.observed.as_ref().map_or(String::new(), |x| {
+                format!(
+                    ": {} requests, {:.2} % errors, p99 {}",
+                    x.requests,
+                    x.error_rate * 100.0,
+                    fmt_us(x.p99_us)
+                )
+            });
+            let _ = writeln!(
+                o,
+                "  fault {} ({} on {}, {:.0}–{:.0} s){seen}",
+                f.name, f.kind, f.target, f.planned_start_s, f.planned_end_s
+            );
+        }
+    }
+    for p in &r.environment_problems {
+        let _ = writeln!(o, "  environment: {p}");
     }
     let _ = writeln!(o);
     let _ = writeln!(o, "exit {} ({})", r.exit_code, r.verdict.status.as_str());
@@ -397,6 +475,77 @@ pub fn markdown(r: &Report) -> String {
             fmt_us(e.p999_us),
             fmt_us(e.max_us)
         );
+    }
+    if !r.faults.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n| fault | on | planned | happened | requests | errors | p99 | expected |"
+        );
+        let _ = writeln!(o, "|---|---|---|---|---:|---:|---:|---|");
+        for f in &r.faults {
+            let (req, err, p99) = match &f.observed {
+                Some(x) => (
+                    x.requests.to_string(),
+                    format!("{:.2} %", x.error_rate * 100.0),
+                    fmt_us(x.p99_us),
+                ),
+                None => ("-".into(), "-".into(), "-".into()),
+            };
+            let happened = match (&f.error, f.applied_at_s, f.reverted_at_s) {
+                (Some(e), _, _) => md_cell(e),
+                (None, Some(a), Some(v)) => format!("{a:.1}–{v:.1} s"),
+                (None, Some(a), None) => format!("{a:.1} s – not reverted"),
+                (None, None, _) => "not applied".into(),
+            };
+            let _ = writeln!(
+                o,
+                "| `{}` | {} {} | {:.0}–{:.0} s | {} | {} | {} | {} | {} |",
+                md_cell(&f.name),
+                md_cell(&f.kind),
+                md_cell(&f.target),
+                f.planned_start_s,
+                f.planned_end_s,
+                happened,
+                req,
+                err,
+                p99,
+                md_cell(f.expect.as_deref().unwrap_or(""))
+            );
+        }
+    }
+    if let Some(inv) = &r.invariants {
+        let _ = writeln!(o);
+        match &inv.inconclusive {
+            Some(why) => {
+                let _ = writeln!(
+                    o,
+                    "Nothing-lost read-backs could not be made: {}",
+                    md_cell(why)
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    o,
+                    "Nothing lost: {} acknowledged and {} uncertain effect-creating requests read back; {} violations.",
+                    inv.acknowledged,
+                    inv.uncertain,
+                    inv.violations.len()
+                );
+                for v in inv.violations.iter().take(20) {
+                    let _ = writeln!(
+                        o,
+                        "- `{}` key `{}` id `{}`: {}",
+                        v.rule,
+                        md_cell(v.key.as_deref().unwrap_or("-")),
+                        md_cell(v.id.as_deref().unwrap_or("-")),
+                        md_cell(&v.detail)
+                    );
+                }
+            }
+        }
+    }
+    for p in &r.environment_problems {
+        let _ = writeln!(o, "\n**Environment:** {}", md_cell(p));
     }
     o
 }

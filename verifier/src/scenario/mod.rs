@@ -36,6 +36,19 @@ pub struct Scenario {
     /// The gate rules; a scenario without budgets only records.
     #[serde(default)]
     pub budgets: Budgets,
+    /// Where the target and its dependencies come from: `none` (the default: just a target),
+    /// `external` (staging behind a Toxiproxy), or `testcontainers`.
+    #[serde(default)]
+    pub environment: crate::env::EnvironmentSpec,
+    /// Faults injected into dependencies while the load runs.
+    #[serde(default)]
+    pub faults: Vec<crate::fault::plan::Fault>,
+    /// What must hold before, during and after the faults.
+    #[serde(default)]
+    pub steady_state: Option<crate::steady::SteadyState>,
+    /// Nothing lost: effects read back after the run and compared with what was acknowledged.
+    #[serde(default)]
+    pub invariants: Option<crate::effects::InvariantSpec>,
 }
 
 /// Settings shared by every request.
@@ -555,6 +568,78 @@ fn validate(s: &Scenario) -> Result<(), (Vec<Seg>, String)> {
             vec![k("budgets"), k("abort_on_breach")],
             "abort_on_breach needs `window`: breaches are judged over sliding windows".into(),
         ));
+    }
+    validate_drill(s, &endpoints)
+}
+
+/// The chaos parts: faults the environment can honour, a steady state that names real faults,
+/// invariants on a real step, a service environment whose placeholders exist.
+fn validate_drill(s: &Scenario, endpoints: &BTreeSet<&str>) -> Result<(), (Vec<Seg>, String)> {
+    use crate::env::EnvironmentSpec;
+    if let EnvironmentSpec::Testcontainers(c) = &s.environment {
+        crate::env::spec::validate_service_env(c).map_err(|(field, m)| {
+            let mut p = vec![k("environment"), k("testcontainers")];
+            p.extend(field.split('.').map(k));
+            (p, m)
+        })?;
+    }
+    let caps = crate::env::Environment::capabilities(&s.environment);
+    if !s.faults.is_empty() && caps.dependencies.is_empty() {
+        return Err((
+            vec![k("faults")],
+            "faults need an environment that can inject them: `environment: {external: ...}` or \
+             `{testcontainers: ...}`"
+                .into(),
+        ));
+    }
+    crate::fault::plan::validate(&s.faults, &caps, s.planned_duration()).map_err(|e| {
+        (
+            vec![k("faults"), Seg::Index(e.index), k(e.field)],
+            e.message,
+        )
+    })?;
+    if let Some(ss) = &s.steady_state {
+        for name in ss.during.keys() {
+            if !s.faults.iter().any(|f| &f.name == name) {
+                return Err((
+                    vec![k("steady_state"), k("during"), k(name)],
+                    format!(
+                        "no fault is named `{name}` (known: {})",
+                        s.faults
+                            .iter()
+                            .map(|f| f.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(inv) = &s.invariants {
+        if !endpoints.contains(inv.step.as_str()) {
+            return Err((
+                vec![k("invariants"), k("step")],
+                format!(
+                    "no step is named `{}` (known: {})",
+                    inv.step,
+                    endpoints.iter().copied().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        if matches!(s.environment, EnvironmentSpec::None)
+            && (inv.database.url.contains("${postgres.")
+                || inv
+                    .events
+                    .as_ref()
+                    .is_some_and(|e| e.url.contains("${nats.")))
+        {
+            return Err((
+                vec![k("invariants"), k("database"), k("url")],
+                "`${postgres.*}` and `${nats.*}` exist only with `environment: {testcontainers: ...}`; \
+                 give a URL"
+                    .into(),
+            ));
+        }
     }
     Ok(())
 }

@@ -1,0 +1,91 @@
+//! The shipped smoke scenario end to end, through the real CLI: it brings up PostgreSQL, Redis,
+//! NATS and the payments stand-in as containers behind Toxiproxy, starts the orders service built
+//! from this repository, runs 45 s of load and must pass. This is the CI smoke gate of the kit
+//! itself, and what `make demo` does.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+const SECRET: &str = "shipped-scenario-test-secret-0123456789abcdef";
+
+fn go_build(root: &std::path::Path, out: &std::path::Path, pkg: &str) {
+    let status = Command::new("go")
+        .args(["build", "-o"])
+        .arg(out)
+        .arg(pkg)
+        .current_dir(root.join("reference-service"))
+        .status()
+        .expect("go is installed (Go 1.26)");
+    assert!(status.success(), "go build {pkg} failed");
+}
+
+#[test]
+fn smoke_passes_against_the_reference_service() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let tmp = tempfile::tempdir().unwrap();
+    let service = tmp.path().join("service");
+    let devtoken = tmp.path().join("devtoken");
+    go_build(&root, &service, "./cmd/service");
+    go_build(&root, &devtoken, "./cmd/devtoken");
+
+    // The shipped file, with the service binary this test built (the scenario's path is
+    // relative to where `make` runs).
+    let shipped = std::fs::read_to_string(root.join("scenarios/smoke.yaml")).unwrap();
+    assert!(shipped.contains("command: [target/bin/service]"));
+    let scenario = tmp.path().join("smoke.yaml");
+    std::fs::write(
+        &scenario,
+        shipped.replace(
+            "command: [target/bin/service]",
+            &format!("command: [\"{}\"]", service.display()),
+        ),
+    )
+    .unwrap();
+
+    let token = Command::new(&devtoken)
+        .args(["-tenant", "smoke"])
+        .env("ORDERS_JWT_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert!(token.status.success());
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+
+    let report_dir = tmp.path().join("report");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_verifier"))
+        .arg("run")
+        .arg(&scenario)
+        .arg("--report-dir")
+        .arg(&report_dir)
+        .args(["--progress", "off"])
+        .env("ORDERS_JWT_SECRET", SECRET)
+        .env("VERIFIER_TOKEN", token)
+        .spawn()
+        .unwrap();
+    // 45 s of load plus bring-up and teardown; bounded.
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the smoke run did not finish within 300 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let summary = std::fs::read_to_string(report_dir.join("summary.md")).unwrap_or_default();
+    assert_eq!(status.code(), Some(0), "smoke did not pass:\n{summary}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report_dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["verdict"]["status"], "pass");
+    assert!(
+        report["overall"]["requests"].as_u64().unwrap() > 1_000,
+        "{summary}"
+    );
+    assert!(
+        report.get("environment_problems").is_none(),
+        "teardown problems: {}",
+        report["environment_problems"]
+    );
+}
