@@ -102,34 +102,27 @@ impl Drill {
         if let Some(tx) = self.cancel.take() {
             let _ = tx.send(true);
         }
+        let broken = |error: &str| {
+            vec![FaultRecord {
+                name: "timeline".into(),
+                target: String::new(),
+                kind: "timeline",
+                planned_start: Duration::ZERO,
+                planned_end: Duration::ZERO,
+                applied_at: None,
+                reverted_at: None,
+                error: Some(error.to_owned()),
+            }]
+        };
         match self.timeline.take() {
             // Reverts are a handful of local API calls; a minute means something is wedged.
             Some(handle) => match tokio::time::timeout(Duration::from_secs(60), handle).await {
                 Ok(Ok(records)) => records,
-                Ok(Err(e)) => vec![FaultRecord {
-                    name: "timeline".into(),
-                    target: String::new(),
-                    kind: "timeline",
-                    planned_start: Duration::ZERO,
-                    planned_end: Duration::ZERO,
-                    applied_at: None,
-                    reverted_at: None,
-                    error: Some(format!("the fault timeline died: {e}")),
-                }],
-                Err(_) => vec![FaultRecord {
-                    name: "timeline".into(),
-                    target: String::new(),
-                    kind: "timeline",
-                    planned_start: Duration::ZERO,
-                    planned_end: Duration::ZERO,
-                    applied_at: None,
-                    reverted_at: None,
-                    error: Some(
-                        "the fault timeline did not finish reverting within 60 s; check the \
-                         proxies by hand"
-                            .into(),
-                    ),
-                }],
+                Ok(Err(e)) => broken(&format!("the fault timeline died: {e}")),
+                Err(_) => broken(
+                    "the fault timeline did not finish reverting within 60 s; check the proxies \
+                     by hand",
+                ),
             },
             None => Vec::new(),
         }

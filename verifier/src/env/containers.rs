@@ -69,7 +69,8 @@ fn unique(prefix: &str) -> String {
     format!("kit-{prefix}-{}-{nanos:x}", std::process::id())
 }
 
-fn image(var: &str) -> (String, String) {
+/// The image a `KIT_IMAGE_*` variable names (or its default), split into name and tag.
+pub fn image(var: &str) -> (String, String) {
     let reference = crate::envinfo::image(var).unwrap_or_else(|| var.to_owned());
     let slash = reference.rfind('/').map_or(0, |i| i + 1);
     match reference[slash..].rfind(':') {

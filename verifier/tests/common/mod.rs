@@ -18,15 +18,7 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(90);
 /// `KIT_IMAGE_<NAME>` (exported by `make` from `.kit/images.env`) or the official image, split
 /// into name and tag.
 pub fn image(var: &str) -> (String, String) {
-    let reference = verifier::envinfo::image(var).expect("a known image variable");
-    let slash = reference.rfind('/').map_or(0, |i| i + 1);
-    match reference[slash..].rfind(':') {
-        Some(i) => (
-            reference[..slash + i].to_owned(),
-            reference[slash + i + 1..].to_owned(),
-        ),
-        None => (reference, "latest".to_owned()),
-    }
+    verifier::env::containers::image(var)
 }
 
 /// A name no other test process uses; `kit-` prefixed so the sweep finds leftover networks.
