@@ -366,29 +366,9 @@ pub fn parse_matchers(s: &str) -> Result<Vec<Matcher>, String> {
     Ok(out)
 }
 
-/// A trigger file that cannot be used, with where and why. Exit 2 before any run.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct DefinitionError {
-    pub file: PathBuf,
-    pub line: Option<usize>,
-    pub column: Option<usize>,
-    /// Dotted path of the field, e.g. `triggers[2].condition.burn_rate.short`.
-    pub field: String,
-    pub message: String,
-}
-
-impl fmt::Display for DefinitionError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let (Some(l), Some(c)) = (self.line, self.column) {
-            write!(f, ":{l}:{c}")?;
-        }
-        if !self.field.is_empty() {
-            write!(f, ": field `{}`", self.field)?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
+/// A trigger file that cannot be used, with where and why (exit 2 before any run): the same
+/// located error a scenario file gets, so both print `file:line:col: field `path`: message`.
+pub use crate::scenario::ScenarioError as DefinitionError;
 
 /// A loaded file together with its text, so later checks (metrics the service does not export,
 /// expressions Prometheus refuses) can still point at a line.
