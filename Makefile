@@ -72,7 +72,8 @@ REPORTS := reports
 
 # The smoke gate end to end: build both programs, bring the service's world up in containers,
 # run scenarios/smoke.yaml, print the verdict. The exit code is the verdict's (README).
-demo: setup
+demo:
+	@bash platform/setup.sh run
 	@$(MAKE) build
 	@./target/release/verifier env
 	@export ORDERS_JWT_SECRET='$(DEMO_JWT_SECRET)' && \
@@ -83,7 +84,8 @@ demo: setup
 
 # The chaos drill (about 3 minutes): faults in each dependency under load, steady-state checks,
 # nothing-lost read-backs.
-drill: setup
+drill:
+	@bash platform/setup.sh run
 	@$(MAKE) build
 	@export ORDERS_JWT_SECRET='$(DEMO_JWT_SECRET)' && \
 	  export VERIFIER_TOKEN="$$(./target/bin/devtoken -tenant demo)" && \
