@@ -26,7 +26,7 @@ SERVICE := reference-service
 # sqlc's generated code is checked in; `make test` regenerates it in memory and fails on a diff.
 SQLC_VERSION := v1.31.1
 
-.PHONY: help setup test demo drill test-platform test-go test-rust build bench-service bench-verifier
+.PHONY: help setup test demo drill demo-run drill-run test-platform test-go test-rust build bench-service bench-verifier
 
 help:
 	@echo "make demo   run the main job: the smoke gate end to end (see README.md)"
@@ -74,7 +74,17 @@ REPORTS := reports
 # run scenarios/smoke.yaml, print the verdict. The exit code is the verdict's (README).
 demo:
 	@bash platform/setup.sh run
-	@$(MAKE) build
+	@$(MAKE) build demo-run
+
+# The chaos drill (about 3 minutes): faults in each dependency under load, steady-state checks,
+# nothing-lost read-backs.
+drill:
+	@bash platform/setup.sh run
+	@$(MAKE) build drill-run
+
+# The runs themselves, in a second make that reads the image names setup just wrote
+# (.kit/images.env does not exist yet when a fresh clone's first make starts).
+demo-run:
 	@./target/release/verifier env
 	@export ORDERS_JWT_SECRET='$(DEMO_JWT_SECRET)' && \
 	  export VERIFIER_TOKEN="$$(./target/bin/devtoken -tenant demo)" && \
@@ -82,11 +92,7 @@ demo:
 	  echo "make demo: verdict exit code $$code; reports in $(REPORTS)/smoke/ (summary.md, report.json, junit.xml)"; \
 	  exit $$code
 
-# The chaos drill (about 3 minutes): faults in each dependency under load, steady-state checks,
-# nothing-lost read-backs.
-drill:
-	@bash platform/setup.sh run
-	@$(MAKE) build
+drill-run:
 	@export ORDERS_JWT_SECRET='$(DEMO_JWT_SECRET)' && \
 	  export VERIFIER_TOKEN="$$(./target/bin/devtoken -tenant demo)" && \
 	  code=0 && ./target/release/verifier run scenarios/chaos-drill.yaml --report-dir $(REPORTS)/chaos-drill || code=$$?; \
