@@ -254,7 +254,7 @@ async fn run_in(
     if let Some(w) = watch.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
         rules.extend(w.results());
     }
-    let phases = collector.take_phases();
+    let phases = collector.phases();
     if let Some(p) = &phases {
         rules.extend(p.results());
     }

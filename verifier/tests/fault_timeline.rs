@@ -255,23 +255,24 @@ async fn a_cancelled_timeline_removes_what_it_added() {
 }
 
 /// Pauses the container, then dies: a fault task that panics after its effect took hold.
-struct DiesAfterPausing(Arc<ContainerAsync<GenericImage>>);
+/// Everything else is plain `RedisControl`.
+struct DiesAfterPausing(RedisControl);
 
 impl ContainerControl for DiesAfterPausing {
-    fn pause<'a>(&'a self, _: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+    fn pause<'a>(&'a self, dep: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            self.0.pause().await?;
+            self.0.pause(dep).await?;
             panic!("the injector died after pausing");
         })
     }
-    fn unpause<'a>(&'a self, _: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(async move { Ok(self.0.unpause().await?) })
+    fn unpause<'a>(&'a self, dep: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+        self.0.unpause(dep)
     }
-    fn stop<'a>(&'a self, _: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(async move { Ok(self.0.stop().await?) })
+    fn stop<'a>(&'a self, dep: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+        self.0.stop(dep)
     }
-    fn start<'a>(&'a self, _: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(async move { Ok(self.0.start().await?) })
+    fn start<'a>(&'a self, dep: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+        self.0.start(dep)
     }
 }
 
@@ -292,7 +293,7 @@ async fn a_fault_whose_task_panics_is_still_reverted() {
     let injector = Arc::new(Injector {
         toxiproxy: api.clone(),
         proxies: BTreeMap::from([("redis".to_owned(), "redis".to_owned())]),
-        containers: Some(Arc::new(DiesAfterPausing(redis.clone()))),
+        containers: Some(Arc::new(DiesAfterPausing(RedisControl(redis.clone())))),
     });
     let (_tx, rx) = watch::channel(false);
     let records = tokio::time::timeout(

@@ -15,9 +15,9 @@ use goose::prelude::*;
 
 use super::cpu::CpuMark;
 use super::request::classify_chain;
-use super::{Collector, EngineReport, Plan, Stop, capture_json};
+use super::{Collector, EngineReport, Plan, Stop, capture_headers, capture_json};
 use crate::record::Outcome;
-use crate::scenario::{Capture, Load, Method, UserPhase};
+use crate::scenario::{Load, Method, UserPhase};
 
 /// Captured values of the user's current journey, kept in goose's per-user session data.
 #[derive(Debug, Default, Clone)]
@@ -223,18 +223,7 @@ async fn step(
             }
             Ok(r) => {
                 let status = r.status().as_u16();
-                let header_caps: Vec<(String, String)> = step
-                    .captures
-                    .iter()
-                    .filter_map(|(name, c)| match c {
-                        Capture::Header(h) => r
-                            .headers()
-                            .get(h.as_str())
-                            .and_then(|v| v.to_str().ok())
-                            .map(|v| (name.clone(), v.to_owned())),
-                        Capture::Json(_) => None,
-                    })
-                    .collect();
+                let header_caps = capture_headers(&step.captures, r.headers());
                 match r.bytes().await {
                     Err(e) => {
                         no_answer(effect_key);

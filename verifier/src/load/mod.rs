@@ -19,7 +19,7 @@ use crate::record::{Outcome, Recorder, WindowView};
 use crate::scenario::template::JsonTemplate;
 use crate::scenario::{self, Body, Capture, Method, Scenario, Template, TemplateContext};
 
-pub use request::{Client, StepResult, capture_json, preflight};
+pub use request::{Client, StepResult, capture_headers, capture_json, preflight};
 
 /// A scenario made ready to run: target resolved, environment bound, endpoints numbered.
 #[derive(Debug, Clone)]
@@ -329,8 +329,9 @@ impl Stop {
 pub struct Collector {
     recorder: Mutex<Option<Recorder>>,
     on_window: Box<dyn Fn(&WindowView) + Send + Sync>,
-    /// The steady-state phases of a chaos drill, when the scenario declares them.
-    phases: Mutex<Option<crate::steady::Phases>>,
+    /// The steady-state phases of a chaos drill, when the scenario declares them. Set once before
+    /// load; a run without them pays no lock per request.
+    phases: std::sync::OnceLock<Mutex<crate::steady::Phases>>,
 }
 
 impl Collector {
@@ -341,33 +342,34 @@ impl Collector {
         Arc::new(Collector {
             recorder: Mutex::new(Some(recorder)),
             on_window,
-            phases: Mutex::new(None),
+            phases: std::sync::OnceLock::new(),
         })
     }
 
     /// Also records every request into these steady-state phases, by when it was due.
     pub fn set_phases(&self, phases: crate::steady::Phases) {
-        *self.phases.lock().unwrap_or_else(|p| p.into_inner()) = Some(phases);
+        let _ = self.phases.set(Mutex::new(phases));
     }
 
-    pub fn take_phases(&self) -> Option<crate::steady::Phases> {
-        self.phases.lock().unwrap_or_else(|p| p.into_inner()).take()
+    /// The phases as recorded so far.
+    pub fn phases(&self) -> Option<crate::steady::Phases> {
+        self.phases
+            .get()
+            .map(|p| p.lock().unwrap_or_else(|e| e.into_inner()).clone())
     }
 
     pub fn record(&self, endpoint: usize, end: Instant, latency: Duration, outcome: Outcome) {
         let mut g = self.recorder.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(r) = g.as_mut() {
-            if let Some(phases) = self
-                .phases
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .as_mut()
-            {
+            if let Some(phases) = self.phases.get() {
                 // Latency runs from the intended send time, so this is when the request was due.
                 let due = end
                     .saturating_duration_since(r.origin())
                     .saturating_sub(latency);
-                phases.record(due, latency, outcome);
+                phases
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .record(due, latency, outcome);
             }
             for w in r.record(endpoint, end, latency, outcome) {
                 (self.on_window)(&w);

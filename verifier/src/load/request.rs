@@ -103,18 +103,7 @@ impl Client {
         let exchange = async {
             let resp = self.inner.request(req).await.map_err(classify_client)?;
             let status = resp.status().as_u16();
-            let header_caps: Vec<(String, String)> = step
-                .captures
-                .iter()
-                .filter_map(|(name, c)| match c {
-                    Capture::Header(h) => resp
-                        .headers()
-                        .get(h.as_str())
-                        .and_then(|v| v.to_str().ok())
-                        .map(|v| (name.clone(), v.to_owned())),
-                    Capture::Json(_) => None,
-                })
-                .collect();
+            let header_caps = capture_headers(&step.captures, resp.headers());
             // The body is always read to the end: the latency is to the last byte, and an
             // unread body would stop the connection going back to the pool.
             let bytes = resp
@@ -168,6 +157,23 @@ impl Client {
             }
         }
     }
+}
+
+/// Header captures from a response, as (variable, value).
+pub fn capture_headers(
+    captures: &[(String, Capture)],
+    headers: &http::HeaderMap,
+) -> Vec<(String, String)> {
+    captures
+        .iter()
+        .filter_map(|(name, c)| match c {
+            Capture::Header(h) => headers
+                .get(h.as_str())
+                .and_then(|v| v.to_str().ok())
+                .map(|v| (name.clone(), v.to_owned())),
+            Capture::Json(_) => None,
+        })
+        .collect()
 }
 
 /// Stores JSON captures; a missing pointer leaves the variable unset, and the later step

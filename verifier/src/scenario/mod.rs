@@ -365,26 +365,34 @@ impl fmt::Display for ScenarioError {
 
 /// Reads and validates a scenario file.
 pub fn load_file(path: &Path) -> Result<Scenario, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+    parse(path, &read_file(path)?)
+}
+
+/// Reads a YAML file the verifier takes as input; an unreadable one is a located error too.
+pub(crate) fn read_file(path: &Path) -> Result<String, ScenarioError> {
+    std::fs::read_to_string(path).map_err(|e| ScenarioError {
         file: path.to_owned(),
         line: None,
         column: None,
         field: String::new(),
         message: format!("cannot read: {e}"),
-    })?;
-    parse(path, &text)
+    })
 }
 
-/// Parses and validates scenario text; `file` only names it in errors.
-pub fn parse(file: &Path, text: &str) -> Result<Scenario, ScenarioError> {
+/// Deserializes YAML into `T`, naming file, line, column and field in errors. Scenario and
+/// trigger files share it.
+pub(crate) fn deserialize_located<T: serde::de::DeserializeOwned>(
+    file: &Path,
+    text: &str,
+) -> Result<T, ScenarioError> {
     let de = serde_norway::Deserializer::from_str(text);
     let mut track = serde_path_to_error::Track::new();
     let tracked = serde_path_to_error::Deserializer::new(de, &mut track);
     // Enums are written as one-key maps (`steady: {..}`), the form compose files and
     // Kubernetes manifests use, rather than YAML tags (`!steady`).
-    let parsed: Result<Scenario, serde_norway::Error> =
+    let parsed: Result<T, serde_norway::Error> =
         serde_norway::with::singleton_map_recursive::deserialize(tracked);
-    let scenario = parsed.map_err(|inner| {
+    parsed.map_err(|inner| {
         let field = track.path().to_string();
         let field = if field == "." { String::new() } else { field };
         let loc = inner.location();
@@ -403,7 +411,12 @@ pub fn parse(file: &Path, text: &str) -> Result<Scenario, ScenarioError> {
             field,
             message,
         }
-    })?;
+    })
+}
+
+/// Parses and validates scenario text; `file` only names it in errors.
+pub fn parse(file: &Path, text: &str) -> Result<Scenario, ScenarioError> {
+    let scenario: Scenario = deserialize_located(file, text)?;
     validate(&scenario).map_err(|(path, message)| {
         let (line, column) = locate::locate(text, &path).unzip();
         ScenarioError {

@@ -482,45 +482,12 @@ impl Definitions {
 
 /// Reads and validates a trigger file.
 pub fn load_file(path: &Path) -> Result<Loaded, DefinitionError> {
-    let text = std::fs::read_to_string(path).map_err(|e| DefinitionError {
-        file: path.to_owned(),
-        line: None,
-        column: None,
-        field: String::new(),
-        message: format!("cannot read: {e}"),
-    })?;
-    parse(path, &text)
+    parse(path, &crate::scenario::read_file(path)?)
 }
 
 /// Parses and validates trigger definitions; `file` only names them in errors.
 pub fn parse(file: &Path, text: &str) -> Result<Loaded, DefinitionError> {
-    let de = serde_norway::Deserializer::from_str(text);
-    let mut track = serde_path_to_error::Track::new();
-    let tracked = serde_path_to_error::Deserializer::new(de, &mut track);
-    let parsed: Result<Definitions, serde_norway::Error> = Definitions::deserialize(tracked);
-    let defs = parsed.map_err(|inner| {
-        let field = track.path().to_string();
-        let field = if field == "." { String::new() } else { field };
-        let loc = inner.location();
-        let mut message = inner.to_string();
-        if let Some(i) = message.rfind(" at line ") {
-            message.truncate(i);
-        }
-        // serde_norway prefixes the path it knows, which may stop short of the field.
-        if let Some((prefix, rest)) = message.split_once(": ")
-            && !prefix.contains(' ')
-            && field.starts_with(prefix)
-        {
-            message = rest.to_owned();
-        }
-        DefinitionError {
-            file: file.to_owned(),
-            line: loc.as_ref().map(|l| l.line()),
-            column: loc.as_ref().map(|l| l.column()),
-            field,
-            message,
-        }
-    })?;
+    let defs: Definitions = crate::scenario::deserialize_located(file, text)?;
     let loaded = Loaded {
         file: file.to_owned(),
         text: text.to_owned(),
