@@ -49,6 +49,9 @@ pub struct Scenario {
     /// Nothing lost: effects read back after the run and compared with what was acknowledged.
     #[serde(default)]
     pub invariants: Option<crate::effects::InvariantSpec>,
+    /// The service's OpenAPI document, for functional checks and response conformance.
+    #[serde(default)]
+    pub contract: Option<crate::contract::ContractSpec>,
 }
 
 /// Settings shared by every request.
