@@ -238,6 +238,7 @@ pub fn fault_results(
             observed,
             status,
             detail: expect.clone().unwrap_or_default(),
+            evidence: Vec::new(),
         });
         reports.push(crate::report::FaultReport {
             name: r.name.clone(),
@@ -299,6 +300,7 @@ pub fn invariant_results(
                 observed: "not read back".into(),
                 status: Status::Inconclusive,
                 detail: why.clone(),
+                evidence: Vec::new(),
             }],
             crate::report::InvariantReport {
                 acknowledged: 0,
@@ -343,6 +345,7 @@ pub fn invariant_results(
                         Status::Fail
                     },
                     detail: evidence.join("; "),
+                    evidence: Vec::new(),
                 });
             }
             let report = crate::report::InvariantReport {

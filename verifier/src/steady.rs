@@ -188,6 +188,7 @@ impl Phases {
                     },
                     status,
                     detail,
+                    evidence: Vec::new(),
                 });
             };
             latency("p50", 0.5, &p.tolerance.p50);
@@ -215,6 +216,7 @@ impl Phases {
                     },
                     status,
                     detail,
+                    evidence: Vec::new(),
                 });
             }
         }

@@ -45,6 +45,16 @@ pub enum RuleKind {
     Fault,
     /// A nothing-lost invariant, from read-backs of what the service stored and published.
     Invariant,
+    /// A functional check: idempotent retries, the service's own retry discipline.
+    Functional,
+    /// Responses against the OpenAPI contract.
+    Contract,
+    /// Authentication, tenant isolation, rate limits, malformed input.
+    Security,
+    /// A rollback trigger evaluated during the run.
+    Trigger,
+    /// Metrics, traces and logs the service must emit.
+    Observability,
 }
 
 /// One rule's result, with the observed value beside its budget.
@@ -64,6 +74,10 @@ pub struct RuleResult {
     pub status: Status,
     /// Why the status is what it is, when that is not obvious.
     pub detail: String,
+    /// What a person needs to replay or see the failure: requests as `curl` lines, the first
+    /// offending responses, log lines. Empty for most rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<String>,
 }
 
 /// The combined result of a run.
@@ -164,6 +178,7 @@ mod tests {
             observed: String::new(),
             status,
             detail: String::new(),
+            evidence: Vec::new(),
         }
     }
 

@@ -109,6 +109,7 @@ pub fn whole_run(
                 },
                 status: Status::Inconclusive,
                 detail: format!("{n} samples, fewer than min_samples {}", b.min_samples),
+                evidence: Vec::new(),
             });
             continue;
         }
@@ -123,6 +124,7 @@ pub fn whole_run(
             observed: fmt_us(v),
             status: if ok { Status::Pass } else { Status::Fail },
             detail: format!("{n} samples"),
+            evidence: Vec::new(),
         });
     }
     let all = m.overall();
@@ -144,6 +146,7 @@ pub fn whole_run(
             observed: fmt_pct(rate),
             status,
             detail: error_detail(&all),
+            evidence: Vec::new(),
         });
     }
     if let Some(min) = b.min_throughput {
@@ -173,6 +176,7 @@ pub fn whole_run(
                     ""
                 }
             ),
+            evidence: Vec::new(),
         });
     }
     out.push(generator_rule(engine, cores));
@@ -251,6 +255,7 @@ pub fn generator_rule(e: &EngineReport, cores: usize) -> RuleResult {
         ),
         status,
         detail,
+        evidence: Vec::new(),
     }
 }
 
@@ -420,6 +425,7 @@ impl WindowWatch {
                     observed,
                     status,
                     detail,
+                    evidence: Vec::new(),
                 }
             })
             .collect()

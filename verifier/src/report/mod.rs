@@ -376,10 +376,14 @@ pub fn junit(r: &Report) -> String {
             xml_escape(&rule.scope.replace(' ', "_")),
             xml_escape(&rule.id)
         );
-        let text = format!(
+        let mut text = format!(
             "budget: {}; observed: {}; {}",
             rule.budget, rule.observed, rule.detail
         );
+        for e in &rule.evidence {
+            text.push('\n');
+            text.push_str(e);
+        }
         match rule.status {
             Status::Pass => {
                 let _ = writeln!(
@@ -452,6 +456,22 @@ pub fn markdown(r: &Report) -> String {
             md_cell(&rule.observed),
             mark(rule.status)
         );
+    }
+    // Evidence of the rules that did not pass: what a person replays first.
+    for rule in &r.verdict.rules {
+        if rule.status == Status::Pass || rule.evidence.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            o,
+            "\n<details><summary><code>{}</code>: {}</summary>\n\n```",
+            md_cell(&rule.id),
+            md_cell(&rule.detail)
+        );
+        for e in &rule.evidence {
+            let _ = writeln!(o, "{}", e.replace("```", "'''"));
+        }
+        let _ = writeln!(o, "```\n</details>");
     }
     let _ = writeln!(
         o,
