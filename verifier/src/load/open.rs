@@ -4,15 +4,16 @@
 //! instead of one slow request (coordinated omission).
 //!
 //! The schedule runs on its own OS thread and sleeps with `nanosleep`, whose slack is
-//! tens of microseconds, not tokio's 1 ms timer wheel; arrivals are spawned onto the
-//! runtime. The scheduler's own lateness is measured and reported.
+//! tens of microseconds, not tokio's 1 ms timer wheel. Due arrivals go into a bounded queue
+//! that `max_in_flight` long-lived workers drain, each running journeys back to back. The
+//! scheduler's own lateness is measured and reported.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use tokio::sync::Notify;
 
 use super::cpu::CpuMark;
 use super::{Client, Collector, EngineReport, Plan, Stop};
@@ -89,6 +90,102 @@ impl Schedule {
     }
 }
 
+/// Arrivals that are due and wait for a worker. Workers take them without any hand-off
+/// while the target keeps them busy, so a saturated run costs no wakeups per request; an
+/// idle worker is woken only when one is idle.
+struct Queue {
+    state: Mutex<QueueState>,
+    /// The scheduler waits here while the queue is full.
+    space: Condvar,
+    /// Idle workers wait here.
+    work: Notify,
+    idle: AtomicUsize,
+    cap: usize,
+}
+
+#[derive(Default)]
+struct QueueState {
+    items: VecDeque<(u64, Instant)>,
+    closed: bool,
+    scheduler_waiting: bool,
+}
+
+enum Pop {
+    Item(u64, Instant),
+    Empty,
+    Closed,
+}
+
+impl Queue {
+    fn new(cap: usize) -> Queue {
+        Queue {
+            state: Mutex::new(QueueState::default()),
+            space: Condvar::new(),
+            work: Notify::new(),
+            idle: AtomicUsize::new(0),
+            cap: cap.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn pop(&self) -> Pop {
+        let mut st = self.lock();
+        match st.items.pop_front() {
+            Some((n, due)) => {
+                // Wake the scheduler once half the room is free: one wakeup per batch.
+                if st.scheduler_waiting && st.items.len() <= self.cap / 2 {
+                    st.scheduler_waiting = false;
+                    self.space.notify_one();
+                }
+                Pop::Item(n, due)
+            }
+            None if st.closed => Pop::Closed,
+            None => Pop::Empty,
+        }
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.work.notify_waiters();
+    }
+
+    /// The next arrival for a worker, or `None` when the schedule is over and drained.
+    async fn next(&self, stop: &Stop) -> Option<(u64, Instant)> {
+        loop {
+            if stop.is_stopped() {
+                return None;
+            }
+            let notified = self.work.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            // Idle before looking, so a push after this look sees the worker and wakes it.
+            self.idle.fetch_add(1, Ordering::SeqCst);
+            match self.pop() {
+                Pop::Item(n, due) => {
+                    self.idle.fetch_sub(1, Ordering::SeqCst);
+                    return Some((n, due));
+                }
+                Pop::Closed => {
+                    self.idle.fetch_sub(1, Ordering::SeqCst);
+                    return None;
+                }
+                Pop::Empty => {}
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = stop.stopped() => {}
+            }
+            self.idle.fetch_sub(1, Ordering::SeqCst);
+            if stop.is_stopped() {
+                return None;
+            }
+        }
+    }
+}
+
 /// Runs the open model until the schedule ends or `stop` fires. Load starts at `origin`.
 pub async fn run(
     plan: Arc<Plan>,
@@ -109,43 +206,82 @@ pub async fn run(
         plan.connect_timeout,
         max_in_flight,
     );
-    let sem = Arc::new(Semaphore::new(max_in_flight));
+    let queue = Arc::new(Queue::new(max_in_flight));
     let seq = Arc::new(AtomicU64::new(0));
+    let started = Arc::new(AtomicU64::new(0));
     let schedule = Schedule::new(&open.phases);
+    let planned = schedule.planned_arrivals();
+    let end = origin + plan.planned;
     let cpu = CpuMark::now();
-    let handle = tokio::runtime::Handle::current();
+
+    // One worker per in-flight slot, each running journeys back to back.
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..max_in_flight.max(1) {
+        let (queue, plan, collector, client, seq, started, stop) = (
+            queue.clone(),
+            plan.clone(),
+            collector.clone(),
+            client.clone(),
+            seq.clone(),
+            started.clone(),
+            stop.clone(),
+        );
+        workers.spawn(async move {
+            while let Some((n, due)) = queue.next(&stop).await {
+                // An arrival still waiting when the plan's time is over is missed, as in wrk2.
+                if Instant::now() >= end && due < end {
+                    continue;
+                }
+                started.fetch_add(1, Ordering::Relaxed);
+                let journey = plan.journey_for(n);
+                let mut vars = HashMap::new();
+                let mut start = due;
+                for step in &journey.steps {
+                    let r = client.execute(step, &seq, &mut vars, start).await;
+                    collector.record(step.endpoint, r.end, r.latency, r.outcome);
+                    if r.outcome != Outcome::Ok {
+                        // Later steps depend on this one's captures.
+                        break;
+                    }
+                    start = Instant::now();
+                }
+            }
+        });
+    }
 
     let sched = {
-        let (plan, collector, stop, sem) =
-            (plan.clone(), collector.clone(), stop.clone(), sem.clone());
-        tokio::task::spawn_blocking(move || {
-            schedule_loop(
-                schedule, origin, &handle, &plan, &collector, &stop, &sem, &client, &seq,
-            )
-        })
+        let (queue, stop) = (queue.clone(), stop.clone());
+        tokio::task::spawn_blocking(move || schedule_loop(schedule, origin, end, &queue, &stop))
     };
     let mut report = sched.await.unwrap_or_default();
+    queue.close();
 
     // Let requests in flight finish; each is bounded by the request timeout.
     let drain = plan.timeout + Duration::from_secs(1);
-    let _ = tokio::time::timeout(drain, sem.acquire_many(max_in_flight as u32)).await;
+    let drained = tokio::time::timeout(drain, async {
+        while workers.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        workers.abort_all();
+    }
+    report.started = started.load(Ordering::Relaxed);
+    if !stop.is_stopped() {
+        report.missed_arrivals = planned.saturating_sub(report.started);
+    }
     let (cpu_s, cores) = cpu.since();
     report.cpu_seconds = cpu_s;
     report.cpu_cores_used = cores;
     report
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Puts each arrival into the queue at its due time; returns the scheduler's own figures.
 fn schedule_loop(
     mut schedule: Schedule,
     origin: Instant,
-    handle: &tokio::runtime::Handle,
-    plan: &Arc<Plan>,
-    collector: &Arc<Collector>,
+    end: Instant,
+    queue: &Queue,
     stop: &Stop,
-    sem: &Arc<Semaphore>,
-    client: &Client,
-    seq: &Arc<AtomicU64>,
 ) -> EngineReport {
     let mut lag = crate::record::new_histogram();
     let mut report = EngineReport {
@@ -153,14 +289,12 @@ fn schedule_loop(
         ..Default::default()
     };
     let mut cap_released = origin;
-    let planned = schedule.planned_arrivals();
-    // A generator that falls behind does not run past the plan: what it has not sent by
-    // the plan's end is missed, as in wrk2, and the run says so.
-    let end = origin + plan.planned;
+    let mut n = 0u64;
     while let Some(offset) = schedule.next_arrival() {
         let due = origin + offset;
+        // A generator that falls behind does not run past the plan: what it has not sent
+        // by the plan's end is missed, as in wrk2, and the run says so.
         if Instant::now() >= end && due < end {
-            report.missed_arrivals = planned.saturating_sub(report.started);
             break;
         }
         loop {
@@ -184,48 +318,32 @@ fn schedule_loop(
         if own_lag > LATE {
             report.late_dispatches += 1;
         }
-        let permit = match sem.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                report.in_flight_waits += 1;
-                let got = handle.block_on(async {
-                    tokio::select! {
-                        p = sem.clone().acquire_owned() => p.ok(),
-                        _ = stop.stopped() => None,
-                        _ = tokio::time::sleep_until(end.into()) => None,
-                    }
-                });
-                cap_released = Instant::now();
-                match got {
-                    Some(p) => p,
-                    None => {
-                        if !stop.is_stopped() {
-                            report.missed_arrivals = planned.saturating_sub(report.started);
-                        }
-                        return finish(report, &lag);
-                    }
+        let mut st = queue.lock();
+        if st.items.len() >= queue.cap {
+            // Every slot is busy and the backlog is full: the target holds arrivals back.
+            st.scheduler_waiting = true;
+            while st.items.len() >= queue.cap {
+                if stop.is_stopped() || Instant::now() >= end {
+                    return finish(report, &lag);
                 }
+                st = queue
+                    .space
+                    .wait_timeout(st, Duration::from_millis(20))
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
             }
-        };
-        let n = report.started;
-        report.started += 1;
-        let (plan, collector, client, seq) =
-            (plan.clone(), collector.clone(), client.clone(), seq.clone());
-        handle.spawn(async move {
-            let _permit = permit;
-            let journey = plan.journey_for(n);
-            let mut vars = HashMap::new();
-            let mut start = due;
-            for step in &journey.steps {
-                let r = client.execute(step, &seq, &mut vars, start).await;
-                collector.record(step.endpoint, r.end, r.latency, r.outcome);
-                if r.outcome != Outcome::Ok {
-                    // Later steps depend on this one's captures.
-                    break;
-                }
-                start = Instant::now();
-            }
-        });
+            st.scheduler_waiting = false;
+            cap_released = Instant::now();
+        }
+        if queue.idle.load(Ordering::SeqCst) == 0 {
+            report.in_flight_waits += 1;
+        }
+        st.items.push_back((n, due));
+        drop(st);
+        n += 1;
+        if queue.idle.load(Ordering::SeqCst) > 0 {
+            queue.work.notify_one();
+        }
     }
     finish(report, &lag)
 }
