@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use super::cpu::CpuMark;
+use super::request::Conn;
 use super::{Client, Collector, EngineReport, Plan, Stop};
 use crate::record::Outcome;
 use crate::scenario::{Load, RatePhase};
@@ -200,13 +201,10 @@ pub async fn run(
         };
     };
     let max_in_flight = open.max_in_flight as usize;
-    let client = Client::new(
-        plan.target.clone(),
-        plan.timeout,
-        plan.connect_timeout,
-        max_in_flight,
-    );
-    let queue = Arc::new(Queue::new(max_in_flight));
+    let client = Client::new(plan.target.clone(), plan.timeout, plan.connect_timeout);
+    // Room for a backlog of at least a few hundred arrivals, so that a saturated run wakes
+    // the scheduler once per batch; what waits there is timed from its due time all the same.
+    let queue = Arc::new(Queue::new((2 * max_in_flight).max(256)));
     let seq = Arc::new(AtomicU64::new(0));
     let started = Arc::new(AtomicU64::new(0));
     let schedule = Schedule::new(&open.phases);
@@ -227,6 +225,7 @@ pub async fn run(
             stop.clone(),
         );
         workers.spawn(async move {
+            let mut conn = Conn::default();
             while let Some((n, due)) = queue.next(&stop).await {
                 // An arrival still waiting when the plan's time is over is missed, as in wrk2.
                 if Instant::now() >= end && due < end {
@@ -237,7 +236,9 @@ pub async fn run(
                 let mut vars = HashMap::new();
                 let mut start = due;
                 for step in &journey.steps {
-                    let r = client.execute(step, &seq, &mut vars, start).await;
+                    let r = client
+                        .execute(&mut conn, step, &seq, &mut vars, start)
+                        .await;
                     collector.record(step.endpoint, r.end, r.latency, r.outcome);
                     if r.outcome != Outcome::Ok {
                         // Later steps depend on this one's captures.
@@ -290,7 +291,8 @@ fn schedule_loop(
     };
     let mut cap_released = origin;
     let mut n = 0u64;
-    while let Some(offset) = schedule.next_arrival() {
+    let mut next = schedule.next_arrival();
+    while let Some(offset) = next {
         let due = origin + offset;
         // A generator that falls behind does not run past the plan: what it has not sent
         // by the plan's end is missed, as in wrk2, and the run says so.
@@ -307,16 +309,6 @@ fn schedule_loop(
             }
             // Short sleeps keep Ctrl-C and abort responsive during slow ramps.
             std::thread::sleep((due - now).min(Duration::from_millis(50)));
-        }
-        let now = Instant::now();
-        let own_lag = now.saturating_duration_since(due.max(cap_released));
-        lag.saturating_record(
-            u64::try_from(own_lag.as_micros())
-                .unwrap_or(u64::MAX)
-                .max(1),
-        );
-        if own_lag > LATE {
-            report.late_dispatches += 1;
         }
         let mut st = queue.lock();
         if st.items.len() >= queue.cap {
@@ -335,13 +327,36 @@ fn schedule_loop(
             st.scheduler_waiting = false;
             cap_released = Instant::now();
         }
-        if queue.idle.load(Ordering::SeqCst) == 0 {
-            report.in_flight_waits += 1;
+        // This arrival and every later one already due go in under one lock: a backlog
+        // drains in batches, not one hand-off per arrival.
+        let now = Instant::now();
+        let idle = queue.idle.load(Ordering::SeqCst);
+        let mut pushed = 0usize;
+        let mut due = due;
+        loop {
+            let own_lag = now.saturating_duration_since(due.max(cap_released));
+            lag.saturating_record(
+                u64::try_from(own_lag.as_micros())
+                    .unwrap_or(u64::MAX)
+                    .max(1),
+            );
+            if own_lag > LATE {
+                report.late_dispatches += 1;
+            }
+            if pushed >= idle {
+                report.in_flight_waits += 1;
+            }
+            st.items.push_back((n, due));
+            n += 1;
+            pushed += 1;
+            next = schedule.next_arrival();
+            match next {
+                Some(o) if origin + o <= now && st.items.len() < queue.cap => due = origin + o,
+                _ => break,
+            }
         }
-        st.items.push_back((n, due));
         drop(st);
-        n += 1;
-        if queue.idle.load(Ordering::SeqCst) > 0 {
+        for _ in 0..pushed.min(idle) {
             queue.work.notify_one();
         }
     }

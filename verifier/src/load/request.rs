@@ -1,15 +1,18 @@
-//! One HTTP exchange on the open model's hot path: plain hyper over a pooled
-//! keep-alive client, classified into an [`Outcome`].
+//! One HTTP exchange on the open model's hot path: plain hyper HTTP/1.1 over a keep-alive
+//! connection that each worker owns and drives itself (no pool, no connection task), classified
+//! into an [`Outcome`].
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
+use std::future::Future;
+use std::pin::Pin;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
 
 use super::{PlannedStep, Target};
 use crate::record::Outcome;
@@ -17,9 +20,40 @@ use crate::scenario::Capture;
 
 #[derive(Clone)]
 pub struct Client {
-    inner: HyperClient<HttpConnector, Full<Bytes>>,
     target: Target,
     timeout: Duration,
+    connect_timeout: Duration,
+}
+
+type Connection = http1::Connection<TokioIo<tokio::net::TcpStream>, Full<Bytes>>;
+
+/// One worker's keep-alive connection; opened on first use and again after it breaks.
+#[derive(Default)]
+pub struct Conn {
+    sender: Option<http1::SendRequest<Full<Bytes>>>,
+    driver: Option<Pin<Box<Connection>>>,
+}
+
+impl Conn {
+    /// Runs `fut` while driving the connection's reads and writes in the same task.
+    async fn drive<F: Future>(&mut self, fut: F) -> F::Output {
+        tokio::pin!(fut);
+        loop {
+            let Some(driver) = self.driver.as_mut() else {
+                return fut.await;
+            };
+            tokio::select! {
+                biased;
+                out = &mut fut => return out,
+                _ = driver => {
+                    // The connection ended (closed by the peer, or broken); what `fut` still
+                    // waits for fails or completes on its own.
+                    self.driver = None;
+                    self.sender = None;
+                }
+            }
+        }
+    }
 }
 
 /// Result of one step; `latency` runs from the given start (intended or actual) to the
@@ -33,32 +67,49 @@ pub struct StepResult {
 }
 
 impl Client {
-    pub fn new(
-        target: Target,
-        timeout: Duration,
-        connect_timeout: Duration,
-        max_idle: usize,
-    ) -> Client {
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(connect_timeout));
-        http.set_nodelay(true);
-        let inner = HyperClient::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(max_idle)
-            .pool_idle_timeout(Duration::from_secs(30))
-            // A retry would hide a reset from the error counts.
-            .retry_canceled_requests(false)
-            .build(http);
+    pub fn new(target: Target, timeout: Duration, connect_timeout: Duration) -> Client {
         Client {
-            inner,
             target,
             timeout,
+            connect_timeout,
         }
+    }
+
+    /// A ready sender on `conn`, connecting first when it has none or it broke. Nothing is
+    /// retried: a reset shows in the error counts.
+    async fn ready<'c>(
+        &self,
+        conn: &'c mut Conn,
+    ) -> Result<&'c mut http1::SendRequest<Full<Bytes>>, Outcome> {
+        let usable = conn
+            .sender
+            .as_ref()
+            .is_some_and(|s| !s.is_closed() && s.is_ready());
+        if !usable {
+            conn.sender = None;
+            conn.driver = None;
+            let stream = tokio::time::timeout(
+                self.connect_timeout,
+                tokio::net::TcpStream::connect(&self.target.authority),
+            )
+            .await
+            .map_err(|_| Outcome::Connect)?
+            .map_err(|_| Outcome::Connect)?;
+            let _ = stream.set_nodelay(true);
+            let (sender, driver) = http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|_| Outcome::Connect)?;
+            conn.sender = Some(sender);
+            conn.driver = Some(Box::pin(driver));
+        }
+        conn.sender.as_mut().ok_or(Outcome::Connect)
     }
 
     /// Sends one step and stores its captures into `vars`. `start` is when the clock starts
     /// (the intended send time for the first step of an open-model arrival).
     pub async fn execute(
         &self,
+        conn: &mut Conn,
         step: &PlannedStep,
         seq: &AtomicU64,
         vars: &mut HashMap<String, String>,
@@ -69,10 +120,16 @@ impl Client {
             .effect
             .as_ref()
             .and_then(|t| t.key_of(&headers, body.as_ref().map(|(b, _)| &b[..])));
-        let uri = format!("{}{}", self.target.base, path);
+        // Origin form: the connection is already to the target; Host names it.
+        let uri = if self.target.prefix.is_empty() {
+            path
+        } else {
+            format!("{}{}", self.target.prefix, path)
+        };
         let mut b = http::Request::builder()
             .method(step.method.as_str())
-            .uri(uri);
+            .uri(uri)
+            .header(http::header::HOST, self.target.authority.as_str());
         for (n, v) in headers {
             b = b.header(n, v);
         }
@@ -101,14 +158,15 @@ impl Client {
                 .iter()
                 .any(|(_, c)| matches!(c, Capture::Json(_)));
         let exchange = async {
-            let resp = self.inner.request(req).await.map_err(classify_client)?;
+            let sender = self.ready(conn).await?;
+            let sent = sender.send_request(req);
+            let resp = conn.drive(sent).await.map_err(classify_hyper)?;
             let status = resp.status().as_u16();
             let header_caps = capture_headers(&step.captures, resp.headers());
             // The body is always read to the end: the latency is to the last byte, and an
-            // unread body would stop the connection going back to the pool.
-            let bytes = resp
-                .into_body()
-                .collect()
+            // unread body would keep the connection from the next request.
+            let bytes = conn
+                .drive(resp.into_body().collect())
                 .await
                 .map_err(classify_hyper)?
                 .to_bytes();
@@ -197,13 +255,6 @@ pub fn capture_json(
             vars.insert(name.clone(), s);
         }
     }
-}
-
-fn classify_client(e: hyper_util::client::legacy::Error) -> Outcome {
-    if e.is_connect() {
-        return Outcome::Connect;
-    }
-    classify_chain(&e)
 }
 
 fn classify_hyper(e: hyper::Error) -> Outcome {
