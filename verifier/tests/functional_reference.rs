@@ -85,6 +85,7 @@ async fn the_reference_service_passes_the_shipped_functional_pass() {
         ids,
         [
             "retries.payments-5xx",
+            "retries.payments-timeouts",
             "idempotency.createOrder.sequential-replay",
             "idempotency.createOrder.payload-mismatch",
             "idempotency.createOrder.concurrent-duplicates",

@@ -39,6 +39,14 @@ pub struct RetryDiscipline {
     pub requests: u32,
     /// The ways the downstream fails; each is its own rule.
     pub faults: Vec<DownstreamFault>,
+    /// Deadline of each request: longer than the service's own request budget, so that the
+    /// service, not the verifier, decides when to stop retrying.
+    #[serde(default = "default_request_timeout")]
+    pub timeout: Dur,
+}
+
+fn default_request_timeout() -> Dur {
+    Dur(Duration::from_secs(10))
 }
 
 fn one() -> u32 {
@@ -288,7 +296,7 @@ impl Prepared {
                 return r;
             }
         };
-        let http = client::http(ctx.timeout);
+        let http = client::http(self.spec.timeout.0);
         let mut per_request: Vec<(Answer, Vec<SystemTime>)> = Vec::new();
         let mut problem = None;
         for _ in 0..self.spec.requests {
