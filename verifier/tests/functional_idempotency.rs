@@ -14,6 +14,8 @@ use std::time::{Duration, SystemTime};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use verifier::fault::timeline::Injector;
+use verifier::functional::proxy::ServiceProxy;
 use verifier::verdict::{RuleResult, Status};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +35,9 @@ enum Defect {
     RetryStorm,
     /// Retries a failing downstream at once, without backoff.
     NoBackoff,
+    /// When its dependency fails after the effect is written, forgets the key: the retry writes
+    /// the effect again.
+    ForgetsKeyOnFailure,
 }
 
 #[derive(Default)]
@@ -41,11 +46,15 @@ struct Store {
     effects: Vec<(String, String)>,
     /// key → (body, answer); `None` while in flight.
     keys: HashMap<String, (Vec<u8>, Option<String>)>,
+    /// key → effect id written before the dependency failed: a retry finishes it.
+    resumable: HashMap<String, String>,
     calls: Vec<serde_json::Value>,
 }
 
 struct StandIn {
     defect: Defect,
+    /// A dependency asked after each write (`host:port`; a line out, `ok` back).
+    dependency: Option<String>,
     store: Mutex<Store>,
     failing: AtomicBool,
     next: AtomicU64,
@@ -88,6 +97,24 @@ impl StandIn {
         true
     }
 
+    /// Asks the dependency; false when it did not answer in full.
+    async fn dependency_ok(&self) -> bool {
+        let Some(addr) = &self.dependency else {
+            return true;
+        };
+        let ask = async {
+            let mut sock = TcpStream::connect(addr).await?;
+            sock.write_all(b"write\n").await?;
+            let mut got = Vec::new();
+            sock.read_to_end(&mut got).await?;
+            Ok::<_, std::io::Error>(got == b"ok\n")
+        };
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), ask).await,
+            Ok(Ok(true))
+        )
+    }
+
     async fn create(&self, key: &str, body: &[u8]) -> (u16, Vec<(String, String)>, String) {
         let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
         let email = v["customer_email"].as_str().unwrap_or("").to_owned();
@@ -98,6 +125,24 @@ impl StandIn {
                 serde_json::json!({"type": t, "status": status}).to_string(),
             )
         };
+        let resumed = self.store.lock().unwrap().resumable.get(key).cloned();
+        if let Some(id) = resumed {
+            if !self.dependency_ok().await {
+                return problem(
+                    503,
+                    "https://deliverykit.example.com/problems/store-unavailable",
+                );
+            }
+            self.store.lock().unwrap().resumable.remove(key);
+            let answer = serde_json::json!({"id": id, "customer_email": email, "status": "paid"})
+                .to_string();
+            self.store
+                .lock()
+                .unwrap()
+                .keys
+                .insert(key.to_owned(), (body.to_vec(), Some(answer.clone())));
+            return (201, vec![], answer);
+        }
         if self.defect != Defect::NoDedup {
             let seen = self.store.lock().unwrap().keys.get(key).cloned();
             match seen {
@@ -136,6 +181,17 @@ impl StandIn {
             .push((id.clone(), email.clone()));
         // Work that takes a while, so duplicates overlap.
         tokio::time::sleep(Duration::from_millis(30)).await;
+        if !self.dependency_ok().await {
+            let mut s = self.store.lock().unwrap();
+            s.keys.remove(key);
+            if self.defect != Defect::ForgetsKeyOnFailure {
+                s.resumable.insert(key.to_owned(), id.clone());
+            }
+            return problem(
+                503,
+                "https://deliverykit.example.com/problems/store-unavailable",
+            );
+        }
         if !self.charge(&id).await {
             self.store.lock().unwrap().keys.remove(key);
             return problem(
@@ -281,10 +337,15 @@ impl Drop for Running {
 }
 
 async fn start(defect: Defect) -> Running {
+    start_with(defect, None).await
+}
+
+async fn start_with(defect: Defect, dependency: Option<String>) -> Running {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let st = Arc::new(StandIn {
         defect,
+        dependency,
         store: Mutex::default(),
         failing: AtomicBool::new(false),
         next: AtomicU64::new(1),
@@ -351,15 +412,28 @@ functional:
 }
 
 async fn pass(defect: Defect, extra: &str) -> BTreeMap<String, RuleResult> {
-    let standin = start(defect).await;
+    pass_with(start(defect).await, extra, None).await
+}
+
+/// The pass against a running stand-in; with `dependency`, the matrix also cuts that
+/// dependency's connections mid-write through the injector's proxy.
+async fn pass_with(
+    standin: Running,
+    extra: &str,
+    dependency: Option<(&str, Arc<Injector>)>,
+) -> BTreeMap<String, RuleResult> {
     let (file, text) = scenario(&standin.url, extra);
-    let s = verifier::scenario::parse(&file, &text).unwrap_or_else(|e| panic!("{e}"));
+    let mut s = verifier::scenario::parse(&file, &text).unwrap_or_else(|e| panic!("{e}"));
+    let injector = dependency.map(|(name, inj)| {
+        s.functional.as_mut().unwrap().idempotency[0].dependency_fault = Some(name.to_owned());
+        inj
+    });
     let out = verifier::functional::before_load(
         &s,
         &file.display().to_string(),
         &standin.url,
         BTreeMap::new(),
-        None,
+        injector,
         &|_| None,
     )
     .await
@@ -492,6 +566,56 @@ async fn a_retry_after_a_lost_answer_must_not_take_effect_again() {
     let r = &bad["idempotency.createOrder.lost-response"];
     assert_eq!(r.status, Status::Fail, "{r:#?}");
     assert!(r.detail.contains("2 effects"), "{r:#?}");
+}
+
+/// A dependency the stand-in asks after each write, behind a real Toxiproxy (a container on the
+/// host's network), which the check cuts while the request writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_a_dependency_cut_must_not_write_again() {
+    let store = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let store_addr = store.local_addr().unwrap().to_string();
+    let store_task = tokio::spawn(async move {
+        while let Ok((mut sock, _)) = store.accept().await {
+            tokio::spawn(async move {
+                let mut line = [0u8; 64];
+                if sock.read(&mut line).await.is_ok() {
+                    let _ = sock.write_all(b"ok\n").await;
+                }
+            });
+        }
+    });
+    let proxy = ServiceProxy::up(&store_addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let through = proxy.base.trim_start_matches("http://").to_owned();
+    let injector = Arc::new(Injector {
+        toxiproxy: proxy.client.clone(),
+        proxies: BTreeMap::from([("store".to_owned(), proxy.name().to_owned())]),
+        containers: None,
+    });
+    let case = "idempotency.createOrder.store-cut-mid-write";
+    let good = pass_with(
+        start_with(Defect::None, Some(through.clone())).await,
+        "",
+        Some(("store", injector.clone())),
+    )
+    .await;
+    let bad = pass_with(
+        start_with(Defect::ForgetsKeyOnFailure, Some(through)).await,
+        "",
+        Some(("store", injector)),
+    )
+    .await;
+    proxy.down().await.unwrap();
+    store_task.abort();
+    assert_eq!(good[case].status, Status::Pass, "{:#?}", good[case]);
+    assert!(
+        good[case].observed.contains("effects then: 1"),
+        "the write landed before the cut: {:#?}",
+        good[case]
+    );
+    assert_eq!(bad[case].status, Status::Fail, "{:#?}", bad[case]);
+    assert!(bad[case].detail.contains("2 effects"), "{:#?}", bad[case]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -70,6 +70,11 @@ impl ServiceProxy {
         })
     }
 
+    /// The proxy's name in its Toxiproxy.
+    pub fn name(&self) -> &'static str {
+        NAME
+    }
+
     /// Cuts every answer after `bytes` bytes until [`ServiceProxy::heal`].
     pub async fn cut_answers(&self, bytes: u64) -> Result<(), String> {
         self.client
