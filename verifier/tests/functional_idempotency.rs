@@ -637,6 +637,67 @@ async fn an_operation_the_contract_lacks_is_refused_where_it_is_written() {
     assert!(e.to_string().contains("retry_discipline_x"), "{e}");
 }
 
+/// Each wrong field is named where it is written, before anything starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_functional_sections_are_refused_with_the_field_to_blame() {
+    let (file, text) = scenario("http://127.0.0.1:9", "      dependency_fault: postgres");
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            text.clone(),
+            "functional.idempotency[0].dependency_fault",
+            "not a dependency this scenario starts",
+        ),
+        (
+            text.replace("      dependency_fault: postgres", "")
+                .replace(
+                    "operation: createOrder\n    calls",
+                    "operation: getOrder\n    calls",
+                ),
+            "functional.retry_discipline.operation",
+            "`getOrder` is not among `functional.idempotency`",
+        ),
+        (
+            text.replace("      dependency_fault: postgres", "")
+                .replace(
+                    "contract:\n  openapi: ../reference-service/api/openapi.yaml\n",
+                    "",
+                ),
+            "functional",
+            "add `contract: { openapi: ... }`",
+        ),
+        (
+            text.replace("      dependency_fault: postgres", "")
+                .replace("max_attempts: 3", "max_attempts: 0"),
+            "functional.retry_discipline.max_attempts",
+            "at least 1",
+        ),
+    ];
+    for (yaml, field, says) in cases {
+        let e = verifier::scenario::parse(&file, &yaml).unwrap_err();
+        assert_eq!(e.field, field, "{e}");
+        assert!(e.message.contains(says), "{e}");
+    }
+    // A body that renders the same correlation value twice leaves the cases nothing to tell
+    // apart; found when the pass is prepared, before any request.
+    let (file, text) = scenario("http://127.0.0.1:9", "");
+    let s = verifier::scenario::parse(&file, &text.replace("t-${uuid}@", "t@")).unwrap();
+    let e = verifier::functional::before_load(
+        &s,
+        "f.yaml",
+        "http://127.0.0.1:9",
+        BTreeMap::new(),
+        None,
+        &|_| None,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("functional.idempotency[0].body") && e.contains("${uuid}"),
+        "{e}"
+    );
+}
+
 /// A probe that does not answer stops the run before load, with exit 2 and its field named.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_probe_that_does_not_answer_is_a_scenario_error() {
