@@ -420,7 +420,8 @@ pub(crate) fn deserialize_located<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// Parses and validates scenario text; `file` only names it in errors.
+/// Parses and validates scenario text; `file` names it in errors and anchors the relative
+/// paths it holds (the contract).
 pub fn parse(file: &Path, text: &str) -> Result<Scenario, ScenarioError> {
     let scenario: Scenario = deserialize_located(file, text)?;
     validate(&scenario)
