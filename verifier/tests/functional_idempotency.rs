@@ -165,7 +165,9 @@ impl StandIn {
                 None => {}
             }
             if self.defect == Defect::Racy {
-                tokio::time::sleep(Duration::from_millis(30)).await;
+                // Wide enough that every duplicate released together looks before any records,
+                // however slowly a loaded machine opens their connections.
+                tokio::time::sleep(Duration::from_millis(300)).await;
             }
             self.store
                 .lock()
@@ -480,8 +482,13 @@ const CASES: [&str; 5] = [
 
 /// Asserts that exactly `failing` of the checks fail, and every other passes.
 async fn only_fails(defect: Defect, failing: &[&str]) {
+    only_fails_but(defect, failing, &[]).await;
+}
+
+/// As [`only_fails`], with `either` allowed to pass or fail.
+async fn only_fails_but(defect: Defect, failing: &[&str], either: &[&str]) {
     let rules = pass(defect, "").await;
-    for case in CASES {
+    for case in CASES.into_iter().filter(|c| !either.contains(c)) {
         let want = if failing.contains(&case) {
             Status::Fail
         } else {
@@ -526,8 +533,14 @@ async fn no_deduplication_fails_replay_and_concurrency() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_that_differs_from_the_first_answer_fails() {
-    // The concurrent duplicates here meet the first while it is in flight (409), not a replay.
-    only_fails(Defect::ReplayDiffers, &["sequential-replay"]).await;
+    // Concurrent duplicates mostly meet the first in flight (409); one that arrives late on a
+    // loaded machine gets the differing replay and fails that case too.
+    only_fails_but(
+        Defect::ReplayDiffers,
+        &["sequential-replay"],
+        &["concurrent-duplicates"],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
