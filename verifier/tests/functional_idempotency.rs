@@ -38,6 +38,8 @@ enum Defect {
     /// When its dependency fails after the effect is written, forgets the key: the retry writes
     /// the effect again.
     ForgetsKeyOnFailure,
+    /// Hangs while its downstream fails.
+    HangsWhileFailing,
 }
 
 #[derive(Default)]
@@ -74,6 +76,9 @@ impl StandIn {
     /// Charges downstream for `id`: true when the charge went through.
     async fn charge(&self, id: &str) -> bool {
         if self.failing.load(Ordering::SeqCst) {
+            if self.defect == Defect::HangsWhileFailing {
+                tokio::time::sleep(Duration::from_secs(20)).await;
+            }
             let (attempts, gap) = match self.defect {
                 Defect::RetryStorm => (10, 5),
                 Defect::NoBackoff => (3, 0),
@@ -648,6 +653,45 @@ async fn an_operation_the_contract_lacks_is_refused_where_it_is_written() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("retry_discipline_x"), "{e}");
+}
+
+/// A pass cut off by `functional.timeout` while the downstream's fault switch is on puts the
+/// switch back before load could start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_pass_leaves_no_fault_behind() {
+    let standin = start(Defect::HangsWhileFailing).await;
+    let (file, text) = scenario(&standin.url, "");
+    let text = text.replace("  timeout: 60s", "  timeout: 1s").replace(
+        "  retry_discipline:",
+        "  retry_discipline:\n    timeout: 30s",
+    );
+    let s = verifier::scenario::parse(&file, &text).unwrap_or_else(|e| panic!("{e}"));
+    let out = verifier::functional::before_load(
+        &s,
+        &file.display().to_string(),
+        &standin.url,
+        BTreeMap::new(),
+        None,
+        &|_| None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.rules.len(), 1, "{:#?}", out.rules);
+    assert_eq!(out.rules[0].id, "functional");
+    assert_eq!(
+        out.rules[0].status,
+        Status::Inconclusive,
+        "{:#?}",
+        out.rules
+    );
+    assert!(out.took < Duration::from_secs(5), "{:?}", out.took);
+    let behaviour: serde_json::Value = reqwest::get(format!("{}/v1/behaviour", standin.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(behaviour["error_rate"], 0.0, "the switch was put back");
 }
 
 /// Each wrong field is named where it is written, before anything starts.

@@ -23,6 +23,9 @@ use crate::scenario::template::JsonTemplate;
 use crate::scenario::{Body, Method, Template, TemplateContext};
 use crate::verdict::{RuleKind, RuleResult, Status};
 
+/// Name of the toxic that cuts a dependency mid-write.
+pub const CUT_TOXIC: &str = "functional-cut";
+
 /// An operation made ready: its request renders, its probes resolve.
 pub struct Prepared {
     pub spec: IdempotentOperation,
@@ -581,7 +584,7 @@ impl Prepared {
             };
         };
         let toxic = Toxic {
-            name: "functional-cut".into(),
+            name: CUT_TOXIC.into(),
             stream: Stream::Downstream,
             toxicity: 1.0,
             // One byte of the dependency's answer, then the connection closes: a statement

@@ -325,17 +325,40 @@ pub async fn run(
     };
     let rules = match tokio::time::timeout(deadline, work).await {
         Ok(rules) => rules,
-        Err(_) => vec![RuleResult {
-            id: "functional".into(),
-            kind: crate::verdict::RuleKind::Functional,
-            scope: "before load".into(),
-            endpoint: None,
-            budget: format!("the functional pass ends within {deadline:?}"),
-            observed: "cut off".into(),
-            status: crate::verdict::Status::Inconclusive,
-            detail: "the functional pass outlived `functional.timeout`".into(),
-            evidence: Vec::new(),
-        }],
+        Err(_) => {
+            // Whatever fault the cut-off case had engaged must not stay for the load.
+            let mut left = Vec::new();
+            if let Some((rd, _)) = &discipline {
+                left.extend(rd.restore().await);
+            }
+            if let Some(inj) = &ctx.injector {
+                for proxy in inj.proxies.values() {
+                    for toxic in [idempotency::CUT_TOXIC, retries::LATENCY_TOXIC] {
+                        // Absent is the usual answer; only the removal matters.
+                        let _ = inj.toxiproxy.remove_toxic(proxy, toxic).await;
+                    }
+                }
+            }
+            let status = if left.is_empty() {
+                crate::verdict::Status::Inconclusive
+            } else {
+                crate::verdict::Status::Fail
+            };
+            vec![RuleResult {
+                id: "functional".into(),
+                kind: crate::verdict::RuleKind::Functional,
+                scope: "before load".into(),
+                endpoint: None,
+                budget: format!("the functional pass ends within {deadline:?}"),
+                observed: "cut off".into(),
+                status,
+                detail: format!(
+                    "the functional pass outlived `functional.timeout`{}",
+                    left.iter().map(|l| format!("; {l}")).collect::<String>()
+                ),
+                evidence: Vec::new(),
+            }]
+        }
     };
     Ok(Outcome {
         rules,

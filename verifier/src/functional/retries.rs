@@ -20,6 +20,9 @@ use crate::verdict::{RuleKind, RuleResult, Status};
 
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Name of the toxic that holds a dependency's answers back.
+pub const LATENCY_TOXIC: &str = "functional-retries";
+
 /// The `functional.retry_discipline` section.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -136,6 +139,9 @@ pub struct Prepared {
     log_url: String,
     switches: Vec<Option<String>>,
     http: reqwest::Client,
+    /// The switch setting to put back, while a fault is engaged: [`Prepared::restore`] puts it
+    /// back if the pass is cut off in between.
+    owed: std::sync::Mutex<Option<(String, serde_json::Value)>>,
 }
 
 impl Prepared {
@@ -159,6 +165,7 @@ impl Prepared {
             log_url,
             switches,
             http: client::http(CONTROL_TIMEOUT),
+            owed: std::sync::Mutex::new(None),
         })
     }
 
@@ -215,6 +222,16 @@ impl Prepared {
         read_calls(&self.http, &self.log_url, &self.spec.calls.calls).await
     }
 
+    /// Puts back a switch setting a cut-off pass left engaged; the problem, if that fails.
+    pub async fn restore(&self) -> Option<String> {
+        let owed = self.owed.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let (url, before) = owed?;
+        self.put_switch(&url, &before)
+            .await
+            .err()
+            .map(|e| format!("the fault switch at {url} could not be put back: {e}"))
+    }
+
     /// One rule per fault.
     pub async fn run(&self, op: &idempotency::Prepared, ctx: &Context<'_>) -> Vec<RuleResult> {
         let mut rules = Vec::new();
@@ -255,7 +272,11 @@ impl Prepared {
                 Ok(before) => self
                     .put_switch(url, &fault.switch.as_ref().expect("switch").set)
                     .await
-                    .map(|()| Engaged::Switch(url.to_owned(), before)),
+                    .map(|()| {
+                        *self.owed.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some((url.to_owned(), before.clone()));
+                        Engaged::Switch(url.to_owned(), before)
+                    }),
                 Err(e) => Err(e),
             },
             (None, Some(t)) => match ctx
@@ -268,7 +289,7 @@ impl Prepared {
                     .add_toxic(
                         proxy,
                         &Toxic {
-                            name: "functional-retries".into(),
+                            name: LATENCY_TOXIC.into(),
                             stream: Stream::Downstream,
                             toxicity: 1.0,
                             kind: ToxicKind::Latency {
@@ -336,11 +357,17 @@ impl Prepared {
             }
         }
         let restored = match engaged {
-            Engaged::Switch(url, before) => self.put_switch(&url, &before).await,
+            Engaged::Switch(url, before) => {
+                let put = self.put_switch(&url, &before).await;
+                if put.is_ok() {
+                    self.owed.lock().unwrap_or_else(|p| p.into_inner()).take();
+                }
+                put
+            }
             Engaged::Toxic(proxy) => match &ctx.injector {
                 Some(inj) => inj
                     .toxiproxy
-                    .remove_toxic(&proxy, "functional-retries")
+                    .remove_toxic(&proxy, LATENCY_TOXIC)
                     .await
                     .map_err(|e| e.to_string()),
                 None => Ok(()),
