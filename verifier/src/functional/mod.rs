@@ -360,10 +360,15 @@ pub async fn run(
             }]
         }
     };
-    Ok(Outcome {
-        rules,
-        took: started.elapsed(),
-    })
+    let took = started.elapsed();
+    let mut rules = rules;
+    for r in &mut rules {
+        r.scope = format!(
+            "functional pass before load ({:.1} s in all)",
+            took.as_secs_f64()
+        );
+    }
+    Ok(Outcome { rules, took })
 }
 
 /// Checks that need the contract and the environment section, when the scenario is read. Each
