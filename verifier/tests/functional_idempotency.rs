@@ -14,6 +14,8 @@ use std::time::{Duration, SystemTime};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+mod common;
+
 use verifier::fault::timeline::Injector;
 use verifier::functional::proxy::ServiceProxy;
 use verifier::verdict::{RuleResult, Status};
@@ -40,6 +42,8 @@ enum Defect {
     ForgetsKeyOnFailure,
     /// Hangs while its downstream fails.
     HangsWhileFailing,
+    /// Publishes each effect's event twice.
+    DoubleEvent,
 }
 
 #[derive(Default)]
@@ -57,6 +61,8 @@ struct StandIn {
     defect: Defect,
     /// A dependency asked after each write (`host:port`; a line out, `ok` back).
     dependency: Option<String>,
+    /// Where each effect's event goes (`orders.created`, `{"order_id": id}`).
+    events: Option<async_nats::jetstream::Context>,
     store: Mutex<Store>,
     failing: AtomicBool,
     next: AtomicU64,
@@ -180,7 +186,12 @@ impl StandIn {
                 .keys
                 .insert(key.to_owned(), (body.to_vec(), None));
         }
-        let id = format!("ord-{}", self.next.fetch_add(1, Ordering::SeqCst));
+        // Unique across stand-ins: tests may share one stream.
+        let id = format!(
+            "ord-{}-{}",
+            uuid::Uuid::new_v4(),
+            self.next.fetch_add(1, Ordering::SeqCst)
+        );
         self.store
             .lock()
             .unwrap()
@@ -198,6 +209,20 @@ impl StandIn {
                 503,
                 "https://deliverykit.example.com/problems/store-unavailable",
             );
+        }
+        if let Some(js) = &self.events {
+            let times = if self.defect == Defect::DoubleEvent {
+                2
+            } else {
+                1
+            };
+            for _ in 0..times {
+                let payload = serde_json::json!({ "order_id": id }).to_string();
+                let ack = js.publish("orders.created", payload.into()).await;
+                if let Ok(ack) = ack {
+                    let _ = ack.await;
+                }
+            }
         }
         if !self.charge(&id).await {
             self.store.lock().unwrap().keys.remove(key);
@@ -348,11 +373,20 @@ async fn start(defect: Defect) -> Running {
 }
 
 async fn start_with(defect: Defect, dependency: Option<String>) -> Running {
+    start_full(defect, dependency, None).await
+}
+
+async fn start_full(
+    defect: Defect,
+    dependency: Option<String>,
+    events: Option<async_nats::jetstream::Context>,
+) -> Running {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let st = Arc::new(StandIn {
         defect,
         dependency,
+        events,
         store: Mutex::default(),
         failing: AtomicBool::new(false),
         next: AtomicU64::new(1),
@@ -419,7 +453,7 @@ functional:
 }
 
 async fn pass(defect: Defect, extra: &str) -> BTreeMap<String, RuleResult> {
-    pass_with(start(defect).await, extra, None).await
+    pass_with(start(defect).await, extra, None, "").await
 }
 
 /// The pass against a running stand-in; with `dependency`, the matrix also cuts that
@@ -428,8 +462,13 @@ async fn pass_with(
     standin: Running,
     extra: &str,
     dependency: Option<(&str, Arc<Injector>)>,
+    effect_extra: &str,
 ) -> BTreeMap<String, RuleResult> {
     let (file, text) = scenario(&standin.url, extra);
+    let text = text.replace(
+        "      concurrency: 6\n",
+        &format!("{effect_extra}\n      concurrency: 6\n"),
+    );
     let mut s = verifier::scenario::parse(&file, &text).unwrap_or_else(|e| panic!("{e}"));
     let injector = dependency.map(|(name, inj)| {
         s.functional.as_mut().unwrap().idempotency[0].dependency_fault = Some(name.to_owned());
@@ -616,12 +655,14 @@ async fn a_retry_after_a_dependency_cut_must_not_write_again() {
         start_with(Defect::None, Some(through.clone())).await,
         "",
         Some(("store", injector.clone())),
+        "",
     )
     .await;
     let bad = pass_with(
         start_with(Defect::ForgetsKeyOnFailure, Some(through)).await,
         "",
         Some(("store", injector)),
+        "",
     )
     .await;
     proxy.down().await.unwrap();
@@ -653,6 +694,47 @@ async fn an_operation_the_contract_lacks_is_refused_where_it_is_written() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("retry_discipline_x"), "{e}");
+}
+
+/// Events on a real JetStream stream: one per effect passes, two fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_effect_published_twice_fails_the_events_check() {
+    let network = common::unique("functional");
+    let nats = common::nats(&network, &common::unique("nats")).await;
+    let url = format!("nats://{}", common::loopback(&nats, 4222).await);
+    let js = async_nats::jetstream::new(async_nats::connect(&url).await.unwrap());
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "ORDERS".into(),
+        subjects: vec!["orders.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let extra = format!(
+        "        events: {{ url: \"{url}\", stream: ORDERS, subject: orders.created, id_pointer: /order_id }}"
+    );
+    let case = "idempotency.createOrder.events-once";
+    let good = pass_with(
+        start_full(Defect::None, None, Some(js.clone())).await,
+        "",
+        None,
+        &extra,
+    )
+    .await;
+    let bad = pass_with(
+        start_full(Defect::DoubleEvent, None, Some(js)).await,
+        "",
+        None,
+        &extra,
+    )
+    .await;
+    assert_eq!(good[case].status, Status::Pass, "{:#?}", good[case]);
+    assert_eq!(bad[case].status, Status::Fail, "{:#?}", bad[case]);
+    assert!(
+        bad[case].evidence.iter().any(|e| e.contains("2 events")),
+        "{:#?}",
+        bad[case]
+    );
 }
 
 /// A pass cut off by `functional.timeout` while the downstream's fault switch is on puts the

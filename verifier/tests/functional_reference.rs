@@ -110,6 +110,7 @@ async fn shipped_pass(name: &str) -> Duration {
             "idempotency.createOrder.lost-response",
             "idempotency.createOrder.postgres-cut-mid-write",
             "idempotency.createOrder.downstream-once",
+            "idempotency.createOrder.events-once",
         ]
     );
     let failed: Vec<_> = outcome

@@ -8,7 +8,8 @@
 //! - `lost-response`: the answer is cut on its way back, the client retries → one effect;
 //! - `dependency-fault`: a dependency's connections are cut while the request writes, the client
 //!   retries → one effect;
-//! - `downstream-once`: the downstream's call log holds at most one effective call per effect.
+//! - `downstream-once`: the downstream's call log holds at most one effective call per effect;
+//! - `events-once`: the event stream holds exactly one event per effect.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -186,7 +187,74 @@ impl Prepared {
         if self.probes.call_log().is_some() {
             rules.push(self.downstream_once(&ids).await);
         }
+        if self.probes.has_events() {
+            rules.push(self.events_once(&ids).await);
+        }
         rules
+    }
+
+    /// Every effect of the matrix has exactly one event. Events travel asynchronously (an
+    /// outbox relay), so missing ones are waited for, up to `settle_within`.
+    async fn events_once(&self, ids: &[String]) -> RuleResult {
+        let mut r = self.rule(
+            "events-once",
+            "the event stream: exactly one event per effect",
+        );
+        let deadline = Instant::now() + self.spec.settle_within.0;
+        let counts = loop {
+            match self.probes.events().await {
+                Ok(c) if ids.iter().all(|i| c.contains_key(i)) => break Ok(c),
+                Ok(c) if Instant::now() > deadline => break Ok(c),
+                Err(e) if Instant::now() > deadline => break Err(e),
+                _ => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        };
+        let counts = match counts {
+            Ok(c) => c,
+            Err(e) => {
+                r.status = Status::Inconclusive;
+                r.observed = "the stream was not read".into();
+                r.detail = e;
+                return r;
+            }
+        };
+        let of = |id: &String| counts.get(id).copied().unwrap_or(0);
+        let missing: Vec<String> = ids.iter().filter(|i| of(i) == 0).cloned().collect();
+        let twice: Vec<String> = ids
+            .iter()
+            .filter(|i| of(i) > 1)
+            .map(|i| format!("{i}: {} events", of(i)))
+            .collect();
+        r.observed = format!(
+            "{} effect(s): {} without an event, {} with more than one",
+            ids.len(),
+            missing.len(),
+            twice.len()
+        );
+        let mut wrong = Vec::new();
+        if ids.is_empty() {
+            r.status = Status::Inconclusive;
+            r.detail = "the matrix left no effect to look for".into();
+            return r;
+        }
+        if !twice.is_empty() {
+            wrong.push("an effect was published more than once".to_owned());
+            r.evidence.extend(twice.into_iter().take(5));
+        }
+        if !missing.is_empty() {
+            wrong.push(format!(
+                "stored but not published within {:?}",
+                self.spec.settle_within.0
+            ));
+            r.evidence.extend(
+                missing
+                    .into_iter()
+                    .take(5)
+                    .map(|i| format!("{i}: no event")),
+            );
+        }
+        settle(&mut r, wrong);
+        r
     }
 
     fn rule(&self, case: &str, budget: &str) -> RuleResult {

@@ -135,6 +135,9 @@ pub struct EffectSpec {
     /// A downstream's call log: at most one effective call per effect.
     #[serde(default)]
     pub downstream: Option<probe::CallLog>,
+    /// The event stream: exactly one event per effect (`url` may use `${nats.url}`).
+    #[serde(default)]
+    pub events: Option<crate::effects::EventProbe>,
 }
 
 /// Why the functional pass cannot run: the scenario is wrong (exit 2, before load).

@@ -99,6 +99,7 @@ pub struct Probes {
     database: Option<(String, String)>,
     http: Option<(HttpCount, String)>,
     downstream: Option<(CallLog, String)>,
+    events: Option<(crate::effects::EventProbe, String)>,
     headers: Vec<(String, String)>,
     client: reqwest::Client,
 }
@@ -140,10 +141,18 @@ impl Probes {
             )),
             None => None,
         };
+        let events = match &spec.events {
+            Some(e) => Some((
+                e.clone(),
+                expand(&e.url, endpoints).map_err(|m| ("effect.events.url".to_owned(), m))?,
+            )),
+            None => None,
+        };
         Ok(Self {
             database,
             http,
             downstream,
+            events,
             headers,
             client: super::client::http(PROBE_TIMEOUT),
         })
@@ -177,7 +186,37 @@ impl Probes {
                 )
             })?;
         }
+        if let Some((_, url)) = &self.events {
+            async_nats::ConnectOptions::new()
+                .connection_timeout(PROBE_TIMEOUT)
+                .connect(url.as_str())
+                .await
+                .map_err(|e| {
+                    (
+                        "effect.events".to_owned(),
+                        format!("the event stream at {url} did not answer: {e}"),
+                    )
+                })?;
+        }
         Ok(())
+    }
+
+    pub fn has_events(&self) -> bool {
+        self.events.is_some()
+    }
+
+    /// Events per effect id on the configured subject.
+    pub async fn events(&self) -> Result<BTreeMap<String, u64>, String> {
+        let Some((spec, url)) = &self.events else {
+            return Ok(BTreeMap::new());
+        };
+        tokio::time::timeout(
+            PROBE_TIMEOUT * 2,
+            crate::effects::probe::read_events(spec, url),
+        )
+        .await
+        .map_err(|_| format!("the stream was not read within {:?}", PROBE_TIMEOUT * 2))?
+        .map_err(|e| e.to_string())
     }
 
     /// Effect ids for one correlation value, from the database if configured, else the API.
