@@ -11,6 +11,7 @@ pub mod env;
 pub mod envinfo;
 pub mod exit_codes;
 pub mod fault;
+pub mod functional;
 pub mod load;
 pub mod logging;
 pub mod prom;

@@ -157,6 +157,19 @@ async fn run_in(
     load::preflight(&plan.target, plan.connect_timeout)
         .await
         .map_err(RunError::Unreachable)?;
+    let functional = crate::functional::before_load(
+        scenario,
+        &file,
+        &plan.target.base,
+        drill
+            .as_ref()
+            .map(|d| d.endpoints().clone())
+            .unwrap_or_default(),
+        drill.as_ref().and_then(|d| d.env.injector.clone()),
+        getenv,
+    )
+    .await
+    .map_err(|e| RunError::Usage(e.to_string()))?;
 
     let plan = Arc::new(plan);
     let budgets = scenario.budgets.clone();
@@ -251,6 +264,7 @@ async fn run_in(
     };
     let partial = interrupted || aborted.is_some();
     let mut rules = check::whole_run(&budgets, &measurements, &engine_report, cores, partial);
+    rules.extend(functional.rules);
     if let Some(w) = watch.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
         rules.extend(w.results());
     }

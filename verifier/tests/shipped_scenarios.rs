@@ -34,12 +34,19 @@ fn smoke_passes_against_the_reference_service() {
     let shipped = std::fs::read_to_string(root.join("scenarios/smoke.yaml")).unwrap();
     assert!(shipped.contains("command: [target/bin/service]"));
     let scenario = tmp.path().join("smoke.yaml");
+    let contract = root.join("reference-service/api/openapi.yaml");
     std::fs::write(
         &scenario,
-        shipped.replace(
-            "command: [target/bin/service]",
-            &format!("command: [\"{}\"]", service.display()),
-        ),
+        shipped
+            .replace(
+                "command: [target/bin/service]",
+                &format!("command: [\"{}\"]", service.display()),
+            )
+            // The contract path is relative to the scenario file, which moved.
+            .replace(
+                "openapi: ../reference-service/api/openapi.yaml",
+                &format!("openapi: \"{}\"", contract.display()),
+            ),
     )
     .unwrap();
 
@@ -83,6 +90,13 @@ fn smoke_passes_against_the_reference_service() {
         report["overall"]["requests"].as_u64().unwrap() > 1_000,
         "{summary}"
     );
+    let functional: Vec<&serde_json::Value> = report["verdict"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "functional")
+        .collect();
+    assert!(functional.len() >= 6, "the functional pass ran: {summary}");
     assert!(
         report.get("environment_problems").is_none(),
         "teardown problems: {}",

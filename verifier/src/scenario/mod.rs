@@ -52,6 +52,9 @@ pub struct Scenario {
     /// The service's OpenAPI document, for functional checks and response conformance.
     #[serde(default)]
     pub contract: Option<crate::contract::ContractSpec>,
+    /// Functional checks run before load: idempotent retries, the service's retry discipline.
+    #[serde(default)]
+    pub functional: Option<crate::functional::FunctionalSpec>,
 }
 
 /// Settings shared by every request.
@@ -417,19 +420,22 @@ pub(crate) fn deserialize_located<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// Parses and validates scenario text; `file` only names it in errors.
+/// Parses and validates scenario text; `file` names it in errors and anchors the relative
+/// paths it holds (the contract).
 pub fn parse(file: &Path, text: &str) -> Result<Scenario, ScenarioError> {
     let scenario: Scenario = deserialize_located(file, text)?;
-    validate(&scenario).map_err(|(path, message)| {
-        let (line, column) = locate::locate(text, &path).unzip();
-        ScenarioError {
-            file: file.to_owned(),
-            line,
-            column,
-            field: locate::display_path(&path),
-            message,
-        }
-    })?;
+    validate(&scenario)
+        .and_then(|()| crate::functional::validate(&scenario, file))
+        .map_err(|(path, message)| {
+            let (line, column) = locate::locate(text, &path).unzip();
+            ScenarioError {
+                file: file.to_owned(),
+                line,
+                column,
+                field: locate::display_path(&path),
+                message,
+            }
+        })?;
     Ok(scenario)
 }
 
