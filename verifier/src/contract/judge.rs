@@ -106,7 +106,7 @@ pub struct Judgement {
     pub violations: Vec<Violation>,
 }
 
-type Compiled = Arc<Result<jsonschema::Validator, String>>;
+pub type Compiled = Arc<Result<jsonschema::Validator, String>>;
 
 /// Judges exchanges; cheap to share, validators compiled on first use.
 pub struct Judge {

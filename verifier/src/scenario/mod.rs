@@ -52,6 +52,9 @@ pub struct Scenario {
     /// The service's OpenAPI document, for functional checks and response conformance.
     #[serde(default)]
     pub contract: Option<crate::contract::ContractSpec>,
+    /// The API security pass before the load (needs `contract`).
+    #[serde(default)]
+    pub security: Option<crate::security::SecuritySpec>,
 }
 
 /// Settings shared by every request.
@@ -420,17 +423,62 @@ pub(crate) fn deserialize_located<T: serde::de::DeserializeOwned>(
 /// Parses and validates scenario text; `file` only names it in errors.
 pub fn parse(file: &Path, text: &str) -> Result<Scenario, ScenarioError> {
     let scenario: Scenario = deserialize_located(file, text)?;
-    validate(&scenario).map_err(|(path, message)| {
-        let (line, column) = locate::locate(text, &path).unzip();
-        ScenarioError {
-            file: file.to_owned(),
-            line,
-            column,
-            field: locate::display_path(&path),
-            message,
-        }
-    })?;
+    validate(&scenario)
+        .and_then(|()| validate_contract(file, &scenario))
+        .map_err(|(path, message)| {
+            let (line, column) = locate::locate(text, &path).unzip();
+            ScenarioError {
+                file: file.to_owned(),
+                line,
+                column,
+                field: locate::display_path(&path),
+                message,
+            }
+        })?;
     Ok(scenario)
+}
+
+/// The contract parses, every step calls one of its operations, and the security section
+/// names operations it has.
+fn validate_contract(file: &Path, s: &Scenario) -> Result<(), (Vec<Seg>, String)> {
+    let Some(spec) = &s.contract else {
+        if s.security.is_some() {
+            return Err((
+                vec![k("security")],
+                "the security pass probes the operations of a contract: add `contract: {openapi: ...}`"
+                    .into(),
+            ));
+        }
+        return Ok(());
+    };
+    let c = crate::contract::Contract::load(file, spec)
+        .map_err(|e| (vec![k("contract"), k("openapi")], e.message))?;
+    c.check_steps(s).map_err(|(ji, si, m)| {
+        (
+            vec![
+                k("journeys"),
+                Seg::Index(ji),
+                k("steps"),
+                Seg::Index(si),
+                k("path"),
+            ],
+            m,
+        )
+    })?;
+    let sp = &spec.conformance;
+    if sp.every == 0 {
+        return Err((
+            vec![k("contract"), k("conformance"), k("every")],
+            "must be at least 1 (1 validates every response)".into(),
+        ));
+    }
+    if let Some(sec) = &s.security {
+        crate::security::validate(sec, &c).map_err(|(mut p, m)| {
+            p.insert(0, k("security"));
+            (p, m)
+        })?;
+    }
+    Ok(())
 }
 
 /// serde_norway appends " at line L column C"; the location is reported separately.
