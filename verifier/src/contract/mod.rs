@@ -275,7 +275,7 @@ fn path_shape(t: &crate::scenario::Template) -> String {
         .collect()
 }
 
-pub(crate) fn escape_pointer(s: &str) -> String {
+pub fn escape_pointer(s: &str) -> String {
     s.replace('~', "~0").replace('/', "~1")
 }
 

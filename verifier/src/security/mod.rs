@@ -372,6 +372,36 @@ impl Prober {
     }
 }
 
+impl Prober {
+    /// A request the service should accept: the contract's own example body where the
+    /// operation documents one (schemas rarely say everything, e.g. a card's check digit),
+    /// else a generated valid one.
+    fn canonical<'s>(&'s self, g: &mut Generator<'s>, op: &Operation, fill: Option<&str>) -> Probe {
+        let mut probe = self.request(g, op, Mode::Valid, fill);
+        if let Some(ex) = example_body(&self.contract, op) {
+            probe.body = Some(Bytes::from(ex.to_string()));
+        }
+        probe
+    }
+}
+
+/// The first example of the operation's JSON request body (`example`, or the first of
+/// `examples`, `$ref`s followed).
+fn example_body(c: &Contract, op: &Operation) -> Option<Value> {
+    let ptr = c.request_schema(op)?;
+    let media_ptr = ptr.strip_suffix("/schema")?;
+    let media = c.doc.pointer(media_ptr)?;
+    if let Some(e) = media.get("example") {
+        return Some(e.clone());
+    }
+    let (name, _) = media.get("examples")?.as_object()?.iter().next()?;
+    let (_, ex) = c.resolve(&format!(
+        "{media_ptr}/examples/{}",
+        crate::contract::escape_pointer(name)
+    ));
+    ex.get("value").cloned()
+}
+
 /// The operation's parameters (path-item ones first), `$ref`s resolved; an operation's own
 /// parameter overrides the path item's of the same name and place.
 fn parameters<'c>(c: &'c Contract, op: &Operation) -> Vec<(String, &'c Value)> {
@@ -611,9 +641,7 @@ async fn isolation(
     let read = probes.iter().copied().find(|o| o.method == Method::Get);
 
     // Tenant B's resource, and how it reads before A tries anything.
-    let made = p
-        .request(&mut g, create, Mode::Valid, None)
-        .with_token(Some(&tb));
+    let made = p.canonical(&mut g, create, None).with_token(Some(&tb));
     let created = p.send(&made).await;
     let setup_failed = |why: String, ex: Option<&Exchange>| {
         let mut ev = vec![ex.map_or_else(|| made.unsent(&p.base).curl(false), |e| e.curl(false))];
@@ -649,26 +677,29 @@ async fn isolation(
             Some(&created),
         );
     };
-    // What must never reach tenant A: the id, and the longer strings B sent.
-    let mut secrets = vec![id.clone()];
+    // What must never reach tenant A: the longer strings B sent and got back. The id is
+    // among them only for the listing: an answer to a request by id may echo the path.
+    let mut secrets = Vec::new();
     if let Some(b) = &made.body
         && let Ok(v) = serde_json::from_slice::<Value>(b)
     {
         strings(&v, &mut secrets);
     }
-    let read_b = read.map(|op| {
-        p.request(&mut g, op, Mode::Valid, Some(&id))
-            .with_token(Some(&tb))
-    });
+    strings(&body, &mut secrets);
+    secrets.retain(|s| *s != id);
+    secrets.sort();
+    secrets.dedup();
+    let read_b = read.map(|op| p.canonical(&mut g, op, Some(&id)).with_token(Some(&tb)));
     let before = match &read_b {
         Some(r) => p.send(r).await.ok().map(|e| e.body),
         None => None,
     };
 
-    let leaks = |ex: &Exchange| -> Option<String> {
+    let leaks = |ex: &Exchange, with_id: bool| -> Option<String> {
         let text = String::from_utf8_lossy(&ex.body);
         secrets
             .iter()
+            .chain(with_id.then_some(&id))
             .find(|s| text.contains(s.as_str()))
             .map(|s| format!("the answer shows tenant B's `{s}`"))
     };
@@ -678,12 +709,10 @@ async fn isolation(
             &format!("security.isolation.{}", op.id),
             "tenant A using tenant B's id → 404, none of B's data",
         );
-        let probe = p
-            .request(&mut g, op, Mode::Valid, Some(&id))
-            .with_token(Some(&ta));
+        let probe = p.canonical(&mut g, op, Some(&id)).with_token(Some(&ta));
         let r = p.send(&probe).await;
         check.sent_or_failed(&probe, &p.base, r, |ex| {
-            leaks(ex)
+            leaks(ex, false)
                 .or_else(|| (ex.status != 404).then(|| format!("answered {}, not 404", ex.status)))
         });
         out.push((op.method, check));
@@ -697,7 +726,7 @@ async fn isolation(
             .request(&mut g, op, Mode::Valid, None)
             .with_token(Some(&ta));
         let r = p.send(&probe).await;
-        check.sent_or_failed(&probe, &p.base, r, leaks);
+        check.sent_or_failed(&probe, &p.base, r, |ex| leaks(ex, true));
         out.push((op.method, check));
     }
     // A's attempts must have changed nothing of B's.
@@ -870,9 +899,7 @@ async fn malformed(p: &Prober, tok: &str, spec: &MalformedSpec) -> Vec<RuleResul
         &format!("a {} byte body → 4xx problem+json", spec.oversized_bytes),
     );
     for (op, schema) in &with_body {
-        let base = p
-            .request(&mut g, op, Mode::Valid, None)
-            .with_token(Some(tok));
+        let base = p.canonical(&mut g, op, None).with_token(Some(tok));
         let valid: Value = base
             .body
             .as_ref()
