@@ -279,7 +279,7 @@ impl Sampler {
         c.seen.fetch_add(1, Ordering::Relaxed);
         let slot = &self.counts[usize::from(status).min(self.counts.len() - 1)];
         let n = slot.fetch_add(1, Ordering::Relaxed);
-        n < c.sampling.first || (n - c.sampling.first) % c.sampling.every.max(1) == 0
+        n < c.sampling.first || (n - c.sampling.first).is_multiple_of(c.sampling.every.max(1))
     }
 
     /// Hands a sampled exchange to the validating thread, or drops it when the queue is full.
@@ -290,5 +290,77 @@ impl Sampler {
             self.conformance.pending.fetch_sub(1, Ordering::Relaxed);
             self.conformance.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Method;
+    use bytes::Bytes;
+
+    fn conformance(sampling: Sampling) -> Arc<Conformance> {
+        let doc = serde_json::json!({"openapi": "3.1.0", "paths": {"/ok": {"get": {
+            "operationId": "ok",
+            "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}}}
+        }}}});
+        let c = super::super::Contract::from_doc("c.yaml".into(), doc).unwrap();
+        Conformance::start(Arc::new(c), sampling)
+    }
+
+    fn ex(path: &str, status: u16) -> Exchange {
+        Exchange {
+            method: Method::Get,
+            base: "http://127.0.0.1:1".into(),
+            path: path.into(),
+            request_headers: vec![],
+            request_body: None,
+            status,
+            response_headers: vec![("content-type".into(), "application/json".into())],
+            body: Bytes::from_static(b"{}"),
+        }
+    }
+
+    #[test]
+    fn samplers_take_the_first_ones_then_one_in_every() {
+        let c = conformance(Sampling {
+            first: 3,
+            every: 10,
+            examples: 1,
+        });
+        let s = c.sampler();
+        let taken: Vec<u64> = (0..40).filter(|_| s.wants(200)).map(|_| 1).collect();
+        // 3 first, then the 1st, 11th, 21st, 31st of the rest... of 37: 4.
+        assert_eq!(taken.len(), 3 + 4);
+        // Each status counts on its own.
+        assert!(s.wants(503));
+        assert_eq!(c.counts().0, 41);
+    }
+
+    #[test]
+    fn sampled_exchanges_are_judged_off_the_request_path_and_become_rules() {
+        let c = conformance(Sampling::default());
+        let s = c.sampler();
+        for _ in 0..5 {
+            s.offer(ex("/ok", 200));
+        }
+        s.offer(ex("/nope", 200));
+        s.offer(ex("/ok", 418));
+        c.finish(Duration::from_secs(5));
+        let rules = c.rules();
+        let ok = rules.iter().find(|r| r.id == "contract.ok").unwrap();
+        assert_eq!(ok.status, Status::Fail);
+        assert_eq!(ok.observed, "1 of 6 responses violate it");
+        assert!(
+            ok.evidence[2].contains("status 418 is not declared"),
+            "{:?}",
+            ok.evidence
+        );
+        let un = rules
+            .iter()
+            .find(|r| r.id == "contract.undeclared")
+            .unwrap();
+        assert_eq!(un.status, Status::Fail);
+        assert!(un.evidence[0].starts_with("curl -sS -i -X GET 'http://127.0.0.1:1/nope'"));
     }
 }
