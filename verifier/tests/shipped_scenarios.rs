@@ -83,6 +83,32 @@ fn smoke_passes_against_the_reference_service() {
         report["overall"]["requests"].as_u64().unwrap() > 1_000,
         "{summary}"
     );
+    // The security pass and contract conformance ran against the real service and held.
+    let rules = report["verdict"]["rules"].as_array().unwrap();
+    for prefix in [
+        "security.auth.",
+        "security.isolation.",
+        "security.malformed.",
+        "contract.",
+    ] {
+        assert!(
+            rules
+                .iter()
+                .any(|r| r["id"].as_str().unwrap().starts_with(prefix)),
+            "no {prefix}* rule:\n{summary}"
+        );
+    }
+    for id in [
+        "security.rate_limit",
+        "security.generative",
+        "contract.createOrder",
+        "contract.undeclared",
+    ] {
+        assert!(
+            rules.iter().any(|r| r["id"] == id && r["status"] == "pass"),
+            "{id} did not pass:\n{summary}"
+        );
+    }
     assert!(
         report.get("environment_problems").is_none(),
         "teardown problems: {}",
