@@ -30,16 +30,24 @@ fn smoke_passes_against_the_reference_service() {
     go_build(&root, &devtoken, "./cmd/devtoken");
 
     // The shipped file, with the service binary this test built (the scenario's path is
-    // relative to where `make` runs).
+    // relative to where `make` runs) and the contract where the copy can find it.
     let shipped = std::fs::read_to_string(root.join("scenarios/smoke.yaml")).unwrap();
     assert!(shipped.contains("command: [target/bin/service]"));
     let scenario = tmp.path().join("smoke.yaml");
     std::fs::write(
         &scenario,
-        shipped.replace(
-            "command: [target/bin/service]",
-            &format!("command: [\"{}\"]", service.display()),
-        ),
+        shipped
+            .replace(
+                "command: [target/bin/service]",
+                &format!("command: [\"{}\"]", service.display()),
+            )
+            .replace(
+                "openapi: ../reference-service/api/openapi.yaml",
+                &format!(
+                    "openapi: {}",
+                    root.join("reference-service/api/openapi.yaml").display()
+                ),
+            ),
     )
     .unwrap();
 
