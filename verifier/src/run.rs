@@ -184,9 +184,13 @@ async fn run_in(
             timeout: plan.timeout,
             conformance: conformance.clone(),
         };
-        probe_rules = crate::security::run(pass, getenv)
-            .await
-            .map_err(|m| RunError::Usage(format!("{file}: {m}")))?;
+        // Ctrl-C ends the pass too; the load then stops at once and the report is partial.
+        probe_rules = tokio::select! {
+            r = crate::security::run(pass, getenv) => {
+                r.map_err(|m| RunError::Usage(format!("{file}: {m}")))?
+            }
+            () = stop.stopped() => Vec::new(),
+        };
     }
 
     let plan = Arc::new(plan);

@@ -135,3 +135,22 @@ async fn the_generative_pass_finds_a_5xx_at_a_boundary() {
         Status::Pass
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_the_service_is_too_slow_to_finish_fails_within_its_budget() {
+    let t0 = std::time::Instant::now();
+    let r = run(&[Break::Slow]).await;
+    let x = rule(&r, "security.pass");
+    assert_eq!(x.status, Status::Fail, "{x:?}");
+    assert!(
+        x.observed.starts_with("cut off after 1 s"),
+        "{}",
+        x.observed
+    );
+    // 1 s of pass, 1 s of load at 300 ms per answer, bring-up: far below the 200 probes' 60 s.
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        t0.elapsed()
+    );
+}

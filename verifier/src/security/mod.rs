@@ -23,8 +23,8 @@ use serde_json::Value;
 use crate::contract::conformance::Conformance;
 use crate::contract::judge::Exchange;
 use crate::contract::{Contract, Operation};
-use crate::scenario::Method;
 use crate::scenario::locate::Seg;
+use crate::scenario::{Dur, Method};
 use crate::verdict::{RuleKind, RuleResult, Status};
 use generate::{Generator, Mode};
 
@@ -48,6 +48,13 @@ pub struct SecuritySpec {
     /// operationIds no probe calls (e.g. administrative switches).
     #[serde(default)]
     pub skip: Vec<String>,
+    /// The whole pass must end within this; a service too slow for it fails `security.pass`.
+    #[serde(default = "default_budget")]
+    pub budget: Dur,
+}
+
+fn default_budget() -> Dur {
+    Dur(Duration::from_secs(120))
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -213,20 +220,44 @@ pub async fn run(
         conformance: pass.conformance.clone(),
         skip: pass.spec.skip.clone(),
     };
+    let budget = pass.spec.budget.0;
+    let started = Instant::now();
+    match tokio::time::timeout(budget, checks(&p, &minter, pass.spec, run_id)).await {
+        Ok(rules) => Ok(rules),
+        Err(_) => Ok(vec![RuleResult {
+            id: "security.pass".into(),
+            kind: RuleKind::Security,
+            scope: "security pass".into(),
+            endpoint: None,
+            budget: format!("the pass ends within {} s", budget.as_secs()),
+            observed: format!("cut off after {:.0} s", started.elapsed().as_secs_f64()),
+            status: Status::Fail,
+            detail: "the service answered the probes too slowly to finish the pass".into(),
+            evidence: Vec::new(),
+        }]),
+    }
+}
+
+async fn checks(
+    p: &Prober,
+    minter: &token::Minter,
+    spec: &SecuritySpec,
+    run_id: &str,
+) -> Vec<RuleResult> {
     let tenant = |role: &str| format!("vsec-{run_id}-{role}");
     let mut rules = Vec::new();
-    rules.extend(auth(&p, &minter, &tenant("auth")).await);
-    if let Some(iso) = &pass.spec.isolation {
-        rules.extend(isolation(&p, &minter, iso, &tenant("a"), &tenant("b")).await);
+    rules.extend(auth(p, minter, &tenant("auth")).await);
+    if let Some(iso) = &spec.isolation {
+        rules.extend(isolation(p, minter, iso, &tenant("a"), &tenant("b")).await);
     }
-    if let Some(rl) = &pass.spec.rate_limit {
-        rules.push(rate_limit(&p, &minter.valid(&tenant("rate")), rl).await);
+    if let Some(rl) = &spec.rate_limit {
+        rules.push(rate_limit(p, &minter.valid(&tenant("rate")), rl).await);
     }
-    rules.extend(malformed(&p, &minter.valid(&tenant("bad")), &pass.spec.malformed).await);
-    if pass.spec.generative.requests > 0 {
-        rules.push(generative(&p, &minter.valid(&tenant("gen")), &pass.spec.generative).await);
+    rules.extend(malformed(p, &minter.valid(&tenant("bad")), &spec.malformed).await);
+    if spec.generative.requests > 0 {
+        rules.push(generative(p, &minter.valid(&tenant("gen")), &spec.generative).await);
     }
-    Ok(rules)
+    rules
 }
 
 /// Sends probes and judges their answers for conformance on the way.

@@ -46,6 +46,8 @@ pub enum Break {
     MalformedIs500,
     /// An item quantity of exactly 1000 (the contract's maximum) is a 500.
     BoundaryIs500,
+    /// Every answer takes 300 ms (and the scenario gives the security pass 1 s).
+    Slow,
 }
 
 struct Order {
@@ -200,6 +202,9 @@ async fn serve(mut sock: TcpStream, st: Arc<State>) -> std::io::Result<()> {
             headers,
             body,
         };
+        if st.breaks.contains(&Break::Slow) {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
         let r = handle(&st, &req);
         let mut out = format!(
             "HTTP/1.1 {} X\r\ncontent-type: {}\r\ncontent-length: {}\r\n",
@@ -553,6 +558,11 @@ pub async fn run(breaks: &[Break]) -> verifier::report::Report {
     let s = start(breaks).await;
     let dir = tempfile::tempdir().unwrap();
     let path = scenario(dir.path());
+    if breaks.contains(&Break::Slow) {
+        let mut y = std::fs::read_to_string(&path).unwrap();
+        y.push_str("  budget: 1s\n");
+        std::fs::write(&path, y).unwrap();
+    }
     let opts = verifier::run::RunOptions {
         scenario: path,
         target: Some(s.url.clone()),
