@@ -171,11 +171,18 @@ async fn run_in(
             conf.attach(&mut plan);
             conf
         });
+    let minter = match &scenario.security {
+        Some(sec) => Some(
+            crate::security::token::Minter::new(&sec.jwt, getenv)
+                .map_err(|m| RunError::Usage(format!("{file}: {m}")))?,
+        ),
+        None => None,
+    };
     load::preflight(&plan.target, plan.connect_timeout)
         .await
         .map_err(RunError::Unreachable)?;
     let mut probe_rules = Vec::new();
-    if let (Some(sec), Some(c)) = (&scenario.security, &contract) {
+    if let (Some(sec), Some(c), Some(minter)) = (&scenario.security, &contract, minter) {
         eprintln!("verifier: security pass");
         let pass = crate::security::Pass {
             spec: sec,
@@ -183,10 +190,11 @@ async fn run_in(
             base: plan.target.base.clone(),
             timeout: plan.timeout,
             conformance: conformance.clone(),
+            minter,
         };
         // Ctrl-C ends the pass too; the load then stops at once and the report is partial.
         probe_rules = tokio::select! {
-            r = crate::security::run(pass, getenv) => {
+            r = crate::security::run(pass) => {
                 r.map_err(|m| RunError::Usage(format!("{file}: {m}")))?
             }
             () = stop.stopped() => Vec::new(),

@@ -154,3 +154,26 @@ async fn a_pass_the_service_is_too_slow_to_finish_fails_within_its_budget() {
         t0.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unset_secret_is_exit_2_before_anything_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = verifier::run::RunOptions {
+        scenario: standin::scenario(dir.path()),
+        // Nothing listens here: the run must stop before its preflight would notice.
+        target: Some("http://127.0.0.1:9".into()),
+        report_dir: dir.path().join("report"),
+        progress: verifier::report::progress::Mode::Off,
+    };
+    let getenv = |k: &str| (k == "LOAD_TOKEN").then(|| "t".to_owned());
+    let e = match verifier::run::run(&opts, verifier::load::Stop::new(), &getenv).await {
+        Ok(_) => panic!("ran without the secret"),
+        Err(e) => e,
+    };
+    assert_eq!(e.exit_code(), 2, "{e}");
+    assert!(
+        e.to_string()
+            .contains("security.jwt.secret: environment variable `STANDIN_SECRET` is not set"),
+        "{e}"
+    );
+}

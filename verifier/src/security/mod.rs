@@ -198,14 +198,14 @@ pub struct Pass<'a> {
     pub base: String,
     pub timeout: Duration,
     pub conformance: Option<Arc<Conformance>>,
+    /// Made from `spec.jwt` when the run is planned, so an unset secret stops the run before
+    /// anything is sent.
+    pub minter: token::Minter,
 }
 
-/// Runs every check; `Err` only for bad input (the secret template cannot be bound).
-pub async fn run(
-    pass: Pass<'_>,
-    getenv: &dyn Fn(&str) -> Option<String>,
-) -> Result<Vec<RuleResult>, String> {
-    let minter = token::Minter::new(&pass.spec.jwt, getenv)?;
+/// Runs every check within the section's budget.
+pub async fn run(pass: Pass<'_>) -> Result<Vec<RuleResult>, String> {
+    let minter = &pass.minter;
     let http = reqwest::Client::builder()
         .timeout(pass.timeout)
         .connect_timeout(pass.timeout)
@@ -222,7 +222,7 @@ pub async fn run(
     };
     let budget = pass.spec.budget.0;
     let started = Instant::now();
-    match tokio::time::timeout(budget, checks(&p, &minter, pass.spec, run_id)).await {
+    match tokio::time::timeout(budget, checks(&p, minter, pass.spec, run_id)).await {
         Ok(rules) => Ok(rules),
         Err(_) => Ok(vec![RuleResult {
             id: "security.pass".into(),
