@@ -6,7 +6,7 @@
 
 mod standin;
 
-use standin::{Break, rule, run};
+use standin::{Break, rule, run, run_edited};
 use verifier::verdict::Status;
 
 async fn caught(b: Break, id: &str, why: &str) {
@@ -68,6 +68,36 @@ async fn an_error_that_is_not_problem_json_is_caught() {
         "content type `application/json` is not declared for status 404",
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_closed_model_load_is_judged_too() {
+    // Without the security pass, so only the goose engine's responses reach the judge.
+    let r = run_edited(&[Break::BodyNotSchema], |y| {
+        let y = y.replace(
+            "  open:\n    phases:\n      - steady: {rate: 10, duration: 1s}",
+            "  closed:\n    phases: [{ramp: {users: 2, duration: 1s}}, {steady: {duration: 1s}}]",
+        );
+        y[..y.find("security:").unwrap()].to_owned()
+    })
+    .await;
+    assert_eq!(r.model, "closed");
+    let x = rule(&r, "contract.getOrder");
+    assert_eq!(x.status, Status::Fail, "{x:?}");
+    assert!(
+        x.evidence
+            .iter()
+            .any(|e| e.contains("#/components/schemas/Order/properties/amount_minor/type")),
+        "{:?}",
+        x.evidence
+    );
+    assert!(
+        !r.verdict
+            .rules
+            .iter()
+            .any(|x| x.id.starts_with("security.")),
+        "no security section, no security rules"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

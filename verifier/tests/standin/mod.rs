@@ -555,14 +555,22 @@ security:
 
 /// Runs the scenario against a stand-in with these breaks.
 pub async fn run(breaks: &[Break]) -> verifier::report::Report {
+    run_edited(breaks, |y| y).await
+}
+
+/// Runs the scenario, changed by `edit`, against a stand-in with these breaks.
+pub async fn run_edited(
+    breaks: &[Break],
+    edit: impl FnOnce(String) -> String,
+) -> verifier::report::Report {
     let s = start(breaks).await;
     let dir = tempfile::tempdir().unwrap();
     let path = scenario(dir.path());
+    let mut y = edit(std::fs::read_to_string(&path).unwrap());
     if breaks.contains(&Break::Slow) {
-        let mut y = std::fs::read_to_string(&path).unwrap();
         y.push_str("  budget: 1s\n");
-        std::fs::write(&path, y).unwrap();
     }
+    std::fs::write(&path, y).unwrap();
     let opts = verifier::run::RunOptions {
         scenario: path,
         target: Some(s.url.clone()),
