@@ -85,10 +85,10 @@ for variant in none sampled every; do
     taskset -c "$GEN_CPU" "$VERIFIER" run "$WORK/$variant.yaml" --target "$URL" \
         --report-dir "$WORK/$variant" --progress off >/dev/null 2>&1 || true
     jq -r --arg v "$variant" '
-        (.verdict.rules[] | select(.id == "contract.getOrder") | .detail) as $d
+        ([.verdict.rules[] | select(.id == "contract.getOrder") | .detail] | first // "") as $d
         | [$v, (.throughput_rps | floor), .generator.cpu_seconds, (.generator.cpu_seconds * 1e6 / .overall.requests | floor),
-           ($d // "" | capture("(?<j>[0-9]+) judged") .j // "-"),
-           ($d // "" | capture("(?<x>[0-9]+) samples dropped") .x // "0")]
+           (($d | capture("(?<j>[0-9]+) judged") | .j) // "-"),
+           (($d | capture("(?<x>[0-9]+) samples dropped") | .x) // "0")]
         | @tsv' "$WORK/$variant/report.json" 2>/dev/null \
         | awk -F'\t' '{ printf "| %-22s | %9s | %9.2f | %12s | %8s | %s\n", $1, $2, $3, $4, $5, $6 }' \
         || log "$variant: no report"
