@@ -76,6 +76,12 @@ async fn another_tenants_order_read_or_cancelled_is_caught() {
         "the answer shows tenant B's",
     )
     .await;
+    caught(
+        Break::ListLeaksTenant,
+        "security.isolation.listOrders",
+        "the answer shows tenant B's",
+    )
+    .await;
     // The cancel went through: B's order reads back changed, which is said too.
     caught(
         Break::CancelAnyTenant,
@@ -113,6 +119,18 @@ async fn malformed_bodies_answered_with_5xx_or_no_problem_are_caught() {
         Break::ErrorNotProblem,
         "security.malformed.missing_required",
         "not application/problem+json",
+    )
+    .await;
+    caught(
+        Break::WrongTypeIs500,
+        "security.malformed.wrong_types",
+        "answered 500, not 4xx",
+    )
+    .await;
+    caught(
+        Break::OversizedIs500,
+        "security.malformed.oversized",
+        "answered 500, not 4xx",
     )
     .await;
 }

@@ -46,6 +46,12 @@ pub enum Break {
     MalformedIs500,
     /// An item quantity of exactly 1000 (the contract's maximum) is a 500.
     BoundaryIs500,
+    /// listOrders lists every tenant's orders.
+    ListLeaksTenant,
+    /// A field of the wrong type (a non-string `currency`) is a 500.
+    WrongTypeIs500,
+    /// A body over the limit is a 500 instead of 413.
+    OversizedIs500,
     /// Every answer takes 300 ms (and the scenario gives the security pass 1 s).
     Slow,
 }
@@ -328,7 +334,7 @@ fn handle(st: &State, req: &Req) -> Resp {
             let orders = st.orders.lock().unwrap();
             let items: Vec<&Value> = orders
                 .values()
-                .filter(|o| o.tenant == tenant)
+                .filter(|o| o.tenant == tenant || st.breaks.contains(&Break::ListLeaksTenant))
                 .map(|o| &o.json)
                 .collect();
             ok(200, &json!({"items": items, "next_cursor": null}))
@@ -368,6 +374,9 @@ fn handle(st: &State, req: &Req) -> Resp {
 
 fn create(st: &State, req: &Req, tenant: &str) -> Resp {
     if req.body.len() > 65536 {
+        if st.breaks.contains(&Break::OversizedIs500) {
+            return problem(st, 500, "internal");
+        }
         return problem(st, 413, "body-too-large");
     }
     if !req
@@ -391,6 +400,11 @@ fn create(st: &State, req: &Req, tenant: &str) -> Resp {
         }
         Err(_) => return problem(st, 400, "malformed-json"),
     };
+    if st.breaks.contains(&Break::WrongTypeIs500)
+        && v.get("currency").is_some_and(|c| !c.is_string())
+    {
+        return problem(st, 500, "internal");
+    }
     if st.breaks.contains(&Break::BoundaryIs500)
         && v["items"]
             .as_array()
