@@ -210,7 +210,7 @@ impl<'a> Generator<'a> {
         }
         let i = self.rng.random_range(0..sites.len());
         let (ptr, s) = sites.swap_remove(i);
-        let (bad, what) = self.break_one(s, ptr.rsplit('/').next().unwrap_or(""));
+        let (bad, what) = self.break_one(s);
         let what = format!("{} at `{}`", what, if ptr.is_empty() { "/" } else { &ptr });
         match bad {
             Broken::Replace(b) => match v.pointer_mut(&ptr) {
@@ -266,12 +266,10 @@ impl<'a> Generator<'a> {
         }
     }
 
-    fn break_one(&mut self, s: &Value, _name: &str) -> (Broken, String) {
+    /// One way to break `s`, picked from the ways its keywords allow.
+    fn break_one(&mut self, s: &Value) -> (Broken, String) {
         let mut options: Vec<(Broken, String)> = Vec::new();
-        let ty = {
-            let s2 = s.clone();
-            self.ty(&s2)
-        };
+        let ty = self.ty(s);
         options.push(match ty.as_str() {
             "string" => (
                 Broken::Replace(json!(12345)),

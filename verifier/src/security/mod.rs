@@ -529,6 +529,7 @@ impl Check {
         }
     }
 
+    /// Records a probe's answer as `judge` sees it, or its lack of one as a failure.
     fn sent_or_failed(
         &mut self,
         probe: &Probe,
@@ -764,8 +765,8 @@ async fn isolation(
     if let (Some(before), Some(r)) = (before, &read_b) {
         match p.send(r).await {
             Ok(after) if after.body != before => {
-                for (m, check) in out.iter_mut().filter(|(m, _)| *m != Method::Get) {
-                    let _ = m;
+                // Reads cannot have changed it; the changing probes did.
+                for (_, check) in out.iter_mut().filter(|(m, _)| *m != Method::Get) {
                     check.failed += 1;
                     check.evidence.push(after.curl(false));
                     check.evidence.push(format!(
