@@ -19,6 +19,7 @@ pub mod record;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod security;
 pub mod steady;
 pub mod trigger;
 pub mod verdict;

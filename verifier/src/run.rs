@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::check::{self, WindowWatch};
+use crate::contract::conformance::Conformance;
 use crate::drill::{self, AckLog, Drill};
 use crate::env::EnvironmentSpec;
 use crate::exit_codes;
@@ -154,6 +155,29 @@ async fn run_in(
         }
         log
     });
+    let contract = match &scenario.contract {
+        Some(spec) => Some(Arc::new(crate::contract::Contract::load(
+            std::path::Path::new(&file),
+            spec,
+        )?)),
+        None => None,
+    };
+    // Responses of the load and of every probe are judged against the contract.
+    let conformance = contract
+        .as_ref()
+        .zip(scenario.contract.as_ref())
+        .map(|(c, spec)| {
+            let conf = Conformance::start(c.clone(), spec.conformance.clone());
+            conf.attach(&mut plan);
+            conf
+        });
+    let minter = match &scenario.security {
+        Some(sec) => Some(
+            crate::security::token::Minter::new(&sec.jwt, getenv)
+                .map_err(|m| RunError::Usage(format!("{file}: {m}")))?,
+        ),
+        None => None,
+    };
     load::preflight(&plan.target, plan.connect_timeout)
         .await
         .map_err(RunError::Unreachable)?;
@@ -170,6 +194,25 @@ async fn run_in(
     )
     .await
     .map_err(|e| RunError::Usage(e.to_string()))?;
+    let mut probe_rules = Vec::new();
+    if let (Some(sec), Some(c), Some(minter)) = (&scenario.security, &contract, minter) {
+        eprintln!("verifier: security pass");
+        let pass = crate::security::Pass {
+            spec: sec,
+            contract: c.clone(),
+            base: plan.target.base.clone(),
+            timeout: plan.timeout,
+            conformance: conformance.clone(),
+            minter,
+        };
+        // Ctrl-C ends the pass too; the load then stops at once and the report is partial.
+        probe_rules = tokio::select! {
+            r = crate::security::run(pass) => {
+                r.map_err(|m| RunError::Usage(format!("{file}: {m}")))?
+            }
+            () = stop.stopped() => Vec::new(),
+        };
+    }
 
     let plan = Arc::new(plan);
     let budgets = scenario.budgets.clone();
@@ -289,6 +332,11 @@ async fn run_in(
         let (inv_rules, inv_report) = drill::invariant_results(&outcome, inv.events.is_some());
         rules.extend(inv_rules);
         invariant_report = Some(inv_report);
+    }
+    rules.extend(probe_rules);
+    if let Some(c) = &conformance {
+        c.finish(Duration::from_secs(10));
+        rules.extend(c.rules());
     }
     let verdict = Verdict::decide(rules, interrupted, aborted);
     let generator = GeneratorReport::new(&engine_report, load::cpu::peak_rss_bytes());

@@ -68,6 +68,10 @@ async fn dead_target_is_exit_3_with_a_clear_message() {
         .arg("--report-dir")
         .arg(dir.path())
         .env("VERIFIER_TOKEN", "t")
+        .env(
+            "ORDERS_JWT_SECRET",
+            "a-secret-for-the-security-pass-0123456789",
+        )
         .output()
         .await
         .unwrap();
@@ -107,6 +111,16 @@ async fn missing_token_is_exit_2_before_any_load() {
     );
 }
 
+/// The shipped smoke scenario without its contract and security sections, which a stand-in
+/// that only answers `{"ok":true}` would fail.
+fn smoke_load_only(dir: &std::path::Path) -> std::path::PathBuf {
+    let s = std::fs::read_to_string(scenarios().join("smoke.yaml")).unwrap();
+    let (start, end) = (s.find("\ncontract:").unwrap(), s.find("\nload:").unwrap());
+    let p = dir.join("smoke-load-only.yaml");
+    std::fs::write(&p, format!("{}{}", &s[..start], &s[end..])).unwrap();
+    p
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_load_and_leaves_a_partial_report() {
     let _serial = support::SERIAL.lock().await;
@@ -114,7 +128,7 @@ async fn ctrl_c_stops_load_and_leaves_a_partial_report() {
     let dir = tempfile::tempdir().unwrap();
     let child = tokio::process::Command::new(BIN)
         .arg("run")
-        .arg(scenarios().join("smoke.yaml"))
+        .arg(smoke_load_only(dir.path()))
         .args(["--target", &srv.url, "--progress", "lines"])
         .arg("--report-dir")
         .arg(dir.path())

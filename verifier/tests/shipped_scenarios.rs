@@ -30,7 +30,7 @@ fn smoke_passes_against_the_reference_service() {
     go_build(&root, &devtoken, "./cmd/devtoken");
 
     // The shipped file, with the service binary this test built (the scenario's path is
-    // relative to where `make` runs).
+    // relative to where `make` runs) and the contract where the copy can find it.
     let shipped = std::fs::read_to_string(root.join("scenarios/smoke.yaml")).unwrap();
     assert!(shipped.contains("command: [target/bin/service]"));
     let scenario = tmp.path().join("smoke.yaml");
@@ -97,6 +97,32 @@ fn smoke_passes_against_the_reference_service() {
         .filter(|r| r["kind"] == "functional")
         .collect();
     assert!(functional.len() >= 6, "the functional pass ran: {summary}");
+    // The security pass and contract conformance ran against the real service and held.
+    let rules = report["verdict"]["rules"].as_array().unwrap();
+    for prefix in [
+        "security.auth.",
+        "security.isolation.",
+        "security.malformed.",
+        "contract.",
+    ] {
+        assert!(
+            rules
+                .iter()
+                .any(|r| r["id"].as_str().unwrap().starts_with(prefix)),
+            "no {prefix}* rule:\n{summary}"
+        );
+    }
+    for id in [
+        "security.rate_limit",
+        "security.generative",
+        "contract.createOrder",
+        "contract.undeclared",
+    ] {
+        assert!(
+            rules.iter().any(|r| r["id"] == id && r["status"] == "pass"),
+            "{id} did not pass:\n{summary}"
+        );
+    }
     assert!(
         report.get("environment_problems").is_none(),
         "teardown problems: {}",

@@ -1,5 +1,9 @@
 //! The service's API contract: the OpenAPI document a scenario names in `contract.openapi`.
-//! Functional checks look operations up here, and responses are judged against it.
+//! Functional checks look operations up here, and responses are judged against it
+//! ([`judge`]); [`conformance`] tallies the verdicts of a whole run into rules.
+
+pub mod conformance;
+pub mod judge;
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +18,9 @@ use crate::scenario::{Method, ScenarioError};
 pub struct ContractSpec {
     /// The OpenAPI 3.x document (YAML or JSON), relative to the scenario file.
     pub openapi: PathBuf,
+    /// How many load responses are validated against the document.
+    #[serde(default)]
+    pub conformance: conformance::Sampling,
 }
 
 /// A loaded OpenAPI document.
@@ -144,9 +151,131 @@ impl Contract {
             .pointer(&op.pointer)
             .unwrap_or(&serde_json::Value::Null)
     }
+
+    /// Follows local `$ref`s (`#/components/...`) from `pointer`; returns the object reached
+    /// and its pointer. A dangling or external reference stops the walk where it is.
+    pub fn resolve(&self, pointer: &str) -> (String, &serde_json::Value) {
+        let mut at = pointer.to_owned();
+        let mut v = self.doc.pointer(&at).unwrap_or(&serde_json::Value::Null);
+        // Bounded: a reference cycle must not hang the run.
+        for _ in 0..16 {
+            let Some(r) = v.get("$ref").and_then(|r| r.as_str()) else {
+                break;
+            };
+            let Some(next) = r.strip_prefix('#') else {
+                break;
+            };
+            match self.doc.pointer(next) {
+                Some(n) => {
+                    at = next.to_owned();
+                    v = n;
+                }
+                None => break,
+            }
+        }
+        (at, v)
+    }
+
+    /// The response object declared for `status` (exact code, then `4XX`-style range, then
+    /// `default`), with its resolved pointer; `None` when the status is undeclared.
+    pub fn response_for(
+        &self,
+        op: &Operation,
+        status: u16,
+    ) -> Option<(String, &serde_json::Value)> {
+        let responses = self.operation_doc(op).get("responses")?.as_object()?;
+        let exact = status.to_string();
+        let range = format!("{}XX", status / 100);
+        let key = responses
+            .keys()
+            .find(|k| **k == exact)
+            .or_else(|| responses.keys().find(|k| k.eq_ignore_ascii_case(&range)))
+            .or_else(|| responses.keys().find(|k| *k == "default"))?;
+        Some(self.resolve(&format!("{}/responses/{}", op.pointer, escape_pointer(key))))
+    }
+
+    /// The status codes an operation declares, as the document writes them.
+    pub fn declared_statuses(&self, op: &Operation) -> Vec<String> {
+        self.operation_doc(op)
+            .get("responses")
+            .and_then(|r| r.as_object())
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether the operation needs credentials: its own `security`, else the document's;
+    /// an empty list (or a list with an empty requirement) means anonymous access.
+    pub fn is_secured(&self, op: &Operation) -> bool {
+        let sec = self
+            .operation_doc(op)
+            .get("security")
+            .or_else(|| self.doc.get("security"));
+        match sec.and_then(|s| s.as_array()) {
+            Some(reqs) => {
+                !reqs.is_empty()
+                    && !reqs
+                        .iter()
+                        .any(|r| r.as_object().is_some_and(|o| o.is_empty()))
+            }
+            None => false,
+        }
+    }
+
+    /// The JSON request body schema of an operation, as a pointer into `doc`.
+    pub fn request_schema(&self, op: &Operation) -> Option<String> {
+        let (at, body) = self.resolve(&format!("{}/requestBody", op.pointer));
+        let content = body.get("content")?.as_object()?;
+        let (media, _) = content.iter().find(|(m, _)| judge::is_json(m))?;
+        Some(format!("{at}/content/{}/schema", escape_pointer(media)))
+    }
+
+    /// Every operation a scenario step calls must exist in the document: a step against an
+    /// unknown path would otherwise only show up as undeclared responses after the load.
+    pub fn check_steps(
+        &self,
+        scenario: &crate::scenario::Scenario,
+    ) -> Result<(), (usize, usize, String)> {
+        for (ji, j) in scenario.journeys.iter().enumerate() {
+            for (si, st) in j.steps.iter().enumerate() {
+                let shape = path_shape(&st.path);
+                let path = shape.split('?').next().unwrap_or("");
+                if self.find(st.method, path).is_none() {
+                    return Err((
+                        ji,
+                        si,
+                        format!(
+                            "{} {} is not an operation of {} (it declares: {})",
+                            st.method.as_str(),
+                            path,
+                            self.file.display(),
+                            self.operations
+                                .iter()
+                                .map(|o| format!("{} {}", o.method.as_str(), o.path))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
-fn escape_pointer(s: &str) -> String {
+/// A step's path with every expression replaced by one placeholder character, which matches
+/// a `{param}` segment of the document (and no literal one).
+fn path_shape(t: &crate::scenario::Template) -> String {
+    use crate::scenario::template::Part;
+    t.parts()
+        .iter()
+        .map(|p| match p {
+            Part::Lit(l) => l.as_str(),
+            _ => "\u{1}",
+        })
+        .collect()
+}
+
+pub fn escape_pointer(s: &str) -> String {
     s.replace('~', "~0").replace('/', "~1")
 }
 
@@ -160,6 +289,7 @@ mod tests {
             &root,
             &ContractSpec {
                 openapi: "../reference-service/api/openapi.yaml".into(),
+                conformance: Default::default(),
             },
         )
         .unwrap()

@@ -19,7 +19,9 @@ use crate::record::{Outcome, Recorder, WindowView};
 use crate::scenario::template::JsonTemplate;
 use crate::scenario::{self, Body, Capture, Method, Scenario, Template, TemplateContext};
 
-pub use request::{Client, StepResult, capture_headers, capture_json, preflight};
+pub use request::{
+    Client, StepResult, capture_headers, capture_json, preflight, sent_headers, shown_headers,
+};
 
 /// A scenario made ready to run: target resolved, environment bound, endpoints numbered.
 #[derive(Debug, Clone)]
@@ -84,6 +86,8 @@ pub struct PlannedStep {
     pub expect_status: Vec<u16>,
     /// Set on the step whose requests create the effects the invariants read back.
     pub effect: Option<Arc<EffectTap>>,
+    /// Samples responses for contract conformance, when the scenario names a contract.
+    pub conformance: Option<Arc<crate::contract::conformance::Sampler>>,
 }
 
 /// Notes how each effect-creating request ended, for the nothing-lost invariants: its
@@ -205,6 +209,7 @@ impl Plan {
                         .collect(),
                     expect_status: st.expect_status.clone(),
                     effect: None,
+                    conformance: None,
                 });
             }
             journeys.push(PlannedJourney {

@@ -120,6 +120,15 @@ impl Client {
             .effect
             .as_ref()
             .and_then(|t| t.key_of(&headers, body.as_ref().map(|(b, _)| &b[..])));
+        // The request as sent, kept for the conformance sample's evidence (cheap clones: the
+        // header values and body are reference-counted).
+        let sent = step.conformance.as_ref().map(|_| {
+            (
+                path.clone(),
+                headers.clone(),
+                body.as_ref().map(|(b, c)| (b.clone(), *c)),
+            )
+        });
         // Origin form: the connection is already to the target; Host names it.
         let uri = if self.target.prefix.is_empty() {
             path
@@ -159,10 +168,15 @@ impl Client {
                 .any(|(_, c)| matches!(c, Capture::Json(_)));
         let exchange = async {
             let sender = self.ready(conn).await?;
-            let sent = sender.send_request(req);
-            let resp = conn.drive(sent).await.map_err(classify_hyper)?;
+            let pending = sender.send_request(req);
+            let resp = conn.drive(pending).await.map_err(classify_hyper)?;
             let status = resp.status().as_u16();
             let header_caps = capture_headers(&step.captures, resp.headers());
+            let sampled = step
+                .conformance
+                .as_ref()
+                .filter(|s| s.wants(status))
+                .map(|_| shown_headers(resp.headers()));
             // The body is always read to the end: the latency is to the last byte, and an
             // unread body would keep the connection from the next request.
             let bytes = conn
@@ -170,6 +184,20 @@ impl Client {
                 .await
                 .map_err(classify_hyper)?
                 .to_bytes();
+            if let (Some(sampler), Some(resp_headers), Some((path, headers, body))) =
+                (&step.conformance, sampled, &sent)
+            {
+                sampler.offer(crate::contract::judge::Exchange {
+                    method: step.method,
+                    base: self.target.base.clone(),
+                    path: path.clone(),
+                    request_headers: sent_headers(headers, body.as_ref().map(|(_, c)| *c)),
+                    request_body: body.as_ref().map(|(b, _)| b.clone()),
+                    status,
+                    response_headers: resp_headers,
+                    body: bytes.clone(),
+                });
+            }
             Ok::<_, Outcome>((
                 status,
                 header_caps,
@@ -215,6 +243,39 @@ impl Client {
             }
         }
     }
+}
+
+/// Response headers a conformance sample keeps: the ones judging and evidence use.
+pub fn shown_headers(h: &http::HeaderMap) -> Vec<(String, String)> {
+    const SHOWN: [&str; 4] = [
+        "content-type",
+        "retry-after",
+        "location",
+        "www-authenticate",
+    ];
+    SHOWN
+        .iter()
+        .filter_map(|n| {
+            h.get(*n)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| ((*n).to_owned(), v.to_owned()))
+        })
+        .collect()
+}
+
+/// Request headers as text, with the body's content type, for a `curl` line.
+pub fn sent_headers(
+    headers: &[(http::HeaderName, http::HeaderValue)],
+    ctype: Option<&str>,
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.to_string(), v.to_owned())))
+        .collect();
+    if let Some(c) = ctype {
+        out.push(("content-type".into(), c.to_owned()));
+    }
+    out
 }
 
 /// Header captures from a response, as (variable, value).

@@ -55,6 +55,9 @@ pub struct Scenario {
     /// Functional checks run before load: idempotent retries, the service's retry discipline.
     #[serde(default)]
     pub functional: Option<crate::functional::FunctionalSpec>,
+    /// The API security pass before the load (needs `contract`).
+    #[serde(default)]
+    pub security: Option<crate::security::SecuritySpec>,
 }
 
 /// Settings shared by every request.
@@ -426,6 +429,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Scenario, ScenarioError> {
     let scenario: Scenario = deserialize_located(file, text)?;
     validate(&scenario)
         .and_then(|()| crate::functional::validate(&scenario, file))
+        .and_then(|()| validate_contract(file, &scenario))
         .map_err(|(path, message)| {
             let (line, column) = locate::locate(text, &path).unzip();
             ScenarioError {
@@ -437,6 +441,49 @@ pub fn parse(file: &Path, text: &str) -> Result<Scenario, ScenarioError> {
             }
         })?;
     Ok(scenario)
+}
+
+/// The contract parses, every step calls one of its operations, and the security section
+/// names operations it has.
+fn validate_contract(file: &Path, s: &Scenario) -> Result<(), (Vec<Seg>, String)> {
+    let Some(spec) = &s.contract else {
+        if s.security.is_some() {
+            return Err((
+                vec![k("security")],
+                "the security pass probes the operations of a contract: add `contract: {openapi: ...}`"
+                    .into(),
+            ));
+        }
+        return Ok(());
+    };
+    let c = crate::contract::Contract::load(file, spec)
+        .map_err(|e| (vec![k("contract"), k("openapi")], e.message))?;
+    c.check_steps(s).map_err(|(ji, si, m)| {
+        (
+            vec![
+                k("journeys"),
+                Seg::Index(ji),
+                k("steps"),
+                Seg::Index(si),
+                k("path"),
+            ],
+            m,
+        )
+    })?;
+    let sp = &spec.conformance;
+    if sp.every == 0 {
+        return Err((
+            vec![k("contract"), k("conformance"), k("every")],
+            "must be at least 1 (1 validates every response)".into(),
+        ));
+    }
+    if let Some(sec) = &s.security {
+        crate::security::validate(sec, &c).map_err(|(mut p, m)| {
+            p.insert(0, k("security"));
+            (p, m)
+        })?;
+    }
+    Ok(())
 }
 
 /// serde_norway appends " at line L column C"; the location is reported separately.
