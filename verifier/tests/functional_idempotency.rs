@@ -408,7 +408,7 @@ name: functional-test
 target: {url}
 journeys:
   - name: j
-    steps: [{{ name: s, method: GET, path: /x }}]
+    steps: [{{ name: s, method: GET, path: /livez }}]
 load:
   open:
     phases: [{{ steady: {{ rate: 1, duration: 1s }} }}]
