@@ -13,6 +13,7 @@ pub mod exit_codes;
 pub mod fault;
 pub mod load;
 pub mod logging;
+pub mod observe;
 pub mod prom;
 pub mod record;
 pub mod report;

@@ -24,6 +24,41 @@ use crate::fault::toxiproxy;
 pub const MANAGED_LABEL: &str = "io.deliverykit.managed";
 const FIRST_PROXY_PORT: u16 = 8666;
 const LOG_LINES: usize = 20;
+/// What the service says during a run is kept for the observability checks up to these bounds;
+/// past them lines are counted, not kept.
+pub const CAPTURE_LINES: usize = 200_000;
+pub const CAPTURE_BYTES: usize = 64 << 20;
+
+/// The service's output lines, bounded in count and bytes.
+#[derive(Debug, Default)]
+pub struct LogCapture {
+    inner: Mutex<CaptureInner>,
+}
+
+#[derive(Debug, Default)]
+struct CaptureInner {
+    lines: Vec<String>,
+    bytes: usize,
+    dropped: u64,
+}
+
+impl LogCapture {
+    pub fn push(&self, line: &str) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if g.lines.len() >= CAPTURE_LINES || g.bytes + line.len() > CAPTURE_BYTES {
+            g.dropped += 1;
+        } else {
+            g.bytes += line.len();
+            g.lines.push(line.to_owned());
+        }
+    }
+
+    /// The lines kept so far and how many were dropped past the bounds.
+    pub fn snapshot(&self) -> (Vec<String>, u64) {
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        (g.lines.clone(), g.dropped)
+    }
+}
 
 /// A running testcontainers environment.
 pub struct Running {
@@ -365,6 +400,11 @@ impl Running {
         problems
     }
 
+    /// Everything the service process said, within the capture's bounds.
+    pub fn service_capture(&self) -> Option<Arc<LogCapture>> {
+        self.service.as_ref().map(|s| s.capture.clone())
+    }
+
     /// The service process's last log lines.
     pub fn service_logs(&self) -> Vec<String> {
         self.service
@@ -405,6 +445,7 @@ fn free_port() -> std::io::Result<u16> {
 struct Service {
     child: Child,
     logs: Arc<Mutex<VecDeque<String>>>,
+    capture: Arc<LogCapture>,
     grace: Duration,
     name: String,
 }
@@ -430,6 +471,7 @@ impl Service {
             message: e.to_string(),
         })?;
         let logs = Arc::new(Mutex::new(VecDeque::with_capacity(LOG_LINES)));
+        let capture = Arc::new(LogCapture::default());
         for stream in [
             child
                 .stdout
@@ -444,9 +486,11 @@ impl Service {
         .flatten()
         {
             let logs = logs.clone();
+            let capture = capture.clone();
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stream).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
+                    capture.push(&line);
                     let mut l = logs.lock().expect("log ring");
                     if l.len() == LOG_LINES {
                         l.pop_front();
@@ -458,6 +502,7 @@ impl Service {
         Ok(Self {
             child,
             logs,
+            capture,
             grace: spec.shutdown_grace.0,
             name,
         })
