@@ -369,10 +369,10 @@ impl Gate {
                     () = tokio::time::sleep_until(next) => {}
                 }
                 next += gate.spec.every.0;
-                w.step(&gate, origin.elapsed(), totals()).await;
+                w.step(&gate, origin.elapsed(), totals(), false).await;
             }
             // The end of the run: one last evaluation over everything measured.
-            w.step(&gate, origin.elapsed(), totals()).await;
+            w.step(&gate, origin.elapsed(), totals(), true).await;
             w.tracks
         })
     }
@@ -416,25 +416,38 @@ async fn preflight(loaded: &Loaded, client: &Client) -> Result<(), PrepareError>
             return Err(PrepareError::Environment(e.to_string()));
         }
     }
-    // A fresh Prometheus has not scraped yet: give it a few scrape intervals.
+    // The service's /metrics was checked directly; what is left is whether this Prometheus
+    // scrapes it under the file's selector. A fresh one has not scraped yet: give it a few
+    // scrape intervals.
+    let up = format!(
+        "up{}",
+        super::promql::selector(&[&loaded.defs.service.selector])
+    );
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let found = super::eval::exported_families(&loaded.defs, client, Duration::from_secs(300))
+        let samples = client
+            .query(&up, None)
             .await
             .map_err(|e| PrepareError::Environment(e.to_string()))?;
-        match loaded.check_exported(&found) {
-            Ok(()) => return Ok(()),
-            Err(e) if Instant::now() > deadline => {
-                let mut e = e;
-                e.message = format!(
-                    "{} (Prometheus at {} has no series of it)",
-                    e.message,
-                    client.base_url()
-                );
-                return Err(PrepareError::Definition(e));
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        if samples.iter().any(|s| s.value == 1.0) {
+            return Ok(());
         }
+        if Instant::now() > deadline {
+            let path = [k("service"), k("selector")];
+            let (line, column) = locate::locate(&loaded.text, &path).unzip();
+            return Err(PrepareError::Definition(ScenarioError {
+                file: loaded.file.clone(),
+                line,
+                column,
+                field: locate::display_path(&path),
+                message: format!(
+                    "Prometheus at {} has no healthy `{up}` series: it does not scrape the \
+                     service under this selector",
+                    client.base_url()
+                ),
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
@@ -462,6 +475,28 @@ pub struct Track {
     pub points: Vec<(Duration, PointState)>,
     /// A few failed or inconclusive measurements, for evidence.
     pub notes: Vec<String>,
+    /// Why the trigger was never evaluated (a run shorter than its window).
+    pub never: Option<String>,
+}
+
+impl Track {
+    /// The trigger's result: its analysis, or inconclusive when it was never evaluated.
+    pub fn status(&self) -> Status {
+        if self.points.is_empty() {
+            Status::Inconclusive
+        } else {
+            self.analysis.phase().into()
+        }
+    }
+}
+
+/// The longest window a trigger reads, scaled for a run; zero for instant gauges.
+fn warmup(defs: &super::Definitions, t: &super::Trigger) -> Duration {
+    defs.windows(t)
+        .into_iter()
+        .map(|w| defs.scaled(w))
+        .max()
+        .unwrap_or_default()
 }
 
 const MAX_NOTES: usize = 6;
@@ -530,6 +565,7 @@ impl Watcher {
                     analysis: Analysis::new(&gate.loaded.defs, t, Scale::Drill),
                     points: Vec::new(),
                     notes: Vec::new(),
+                    never: None,
                 });
             }
         }
@@ -541,7 +577,7 @@ impl Watcher {
         }
     }
 
-    async fn step(&mut self, gate: &Gate, at: Duration, totals: Option<Stats>) {
+    async fn step(&mut self, gate: &Gate, at: Duration, totals: Option<Stats>, last: bool) {
         let defs = &gate.loaded.defs;
         // The slice since the last evaluation: cumulative totals minus the previous ones.
         let (start, prev) = match self.last.take() {
@@ -609,6 +645,19 @@ impl Watcher {
             let Some(t) = defs.triggers.iter().find(|t| t.name == track.trigger) else {
                 continue;
             };
+            // Like Argo Rollouts' initial delay: a window that does not yet hold a full span of
+            // the run measures nothing (Prometheus would extrapolate a rate from a fraction).
+            let warmup = warmup(defs, t);
+            if at + Duration::from_millis(100) < warmup {
+                if last && track.points.is_empty() {
+                    track.never = Some(format!(
+                        "never evaluated: the load lasted {:.0} s, the trigger's longest window (scaled) is {}",
+                        at.as_secs_f64(),
+                        duration(warmup)
+                    ));
+                }
+                continue;
+            }
             let m = match (track.source, &gate.prom) {
                 ("prometheus", Some(client)) => {
                     match super::eval::evaluate_prom(defs, t, client, None, Scale::Drill).await {
@@ -732,7 +781,7 @@ fn results(
     let mut report_tracks = Vec::new();
     for tr in &tracks.0 {
         let t = defs.triggers.iter().find(|t| t.name == tr.trigger);
-        let status: Status = tr.analysis.phase().into();
+        let status = tr.status();
         let windows = t.map(|t| defs.scaling_note(t)).unwrap_or_default();
         report_tracks.push(TriggerTrack {
             name: tr.trigger.clone(),
@@ -749,6 +798,7 @@ fn results(
         }
         let mut evidence = queries(&tr.trigger, tr.source);
         evidence.extend(tr.notes.iter().cloned());
+        evidence.extend(tr.never.iter().cloned());
         rules.push(RuleResult {
             id: format!("trigger.{}{}", tr.trigger, suffix(tr.source)),
             kind: RuleKind::Trigger,
