@@ -53,6 +53,8 @@ pub struct State {
     pub leak_email: AtomicBool,
     /// Write a plain-text line per request besides the JSON one.
     pub text_logs: AtomicBool,
+    /// Leave the request id off access lines.
+    pub no_request_id: AtomicBool,
     /// Requests other than `/metrics`.
     pub served: AtomicU64,
     series: Mutex<BTreeMap<(String, String, String), (u64, [u64; 13], f64)>>,
@@ -237,7 +239,11 @@ async fn serve(mut sock: TcpStream, st: Arc<State>) -> std::io::Result<()> {
             if trace_mode != Trace::Nothing {
                 let _ = write!(extra, "traceresponse: 00-{trace_id}-{}-01\r\n", hex(16));
             }
-            let request_id = hex(16);
+            let request_id = if st.no_request_id.load(Ordering::SeqCst) {
+                String::new()
+            } else {
+                hex(16)
+            };
             let mut line = format!(
                 r#"{{"time":"2026-01-01T00:00:00Z","level":"INFO","msg":"request","route":"{route}","status":{status},"trace_id":"{trace_id}","request_id":"{request_id}""#
             );
