@@ -29,34 +29,46 @@ const LOG_LINES: usize = 20;
 pub const CAPTURE_LINES: usize = 200_000;
 pub const CAPTURE_BYTES: usize = 64 << 20;
 
-/// The service's output lines, bounded in count and bytes.
+/// The service's output lines, stdout (its log stream) and stderr apart, bounded together in
+/// count and bytes.
 #[derive(Debug, Default)]
 pub struct LogCapture {
-    inner: Mutex<CaptureInner>,
+    inner: Mutex<Captured>,
 }
 
-#[derive(Debug, Default)]
-struct CaptureInner {
-    lines: Vec<String>,
+/// What a [`LogCapture`] holds.
+#[derive(Debug, Clone, Default)]
+pub struct Captured {
+    pub stdout: Vec<String>,
+    pub stderr: Vec<String>,
     bytes: usize,
-    dropped: u64,
+    /// Lines past the bounds, counted but not kept.
+    pub dropped: u64,
 }
 
 impl LogCapture {
+    /// A line the service wrote to stdout.
     pub fn push(&self, line: &str) {
+        self.push_to(false, line);
+    }
+
+    pub fn push_to(&self, stderr: bool, line: &str) {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if g.lines.len() >= CAPTURE_LINES || g.bytes + line.len() > CAPTURE_BYTES {
+        if g.stdout.len() + g.stderr.len() >= CAPTURE_LINES || g.bytes + line.len() > CAPTURE_BYTES
+        {
             g.dropped += 1;
         } else {
             g.bytes += line.len();
-            g.lines.push(line.to_owned());
+            if stderr {
+                g.stderr.push(line.to_owned());
+            } else {
+                g.stdout.push(line.to_owned());
+            }
         }
     }
 
-    /// The lines kept so far and how many were dropped past the bounds.
-    pub fn snapshot(&self) -> (Vec<String>, u64) {
-        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        (g.lines.clone(), g.dropped)
+    pub fn snapshot(&self) -> Captured {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -472,25 +484,31 @@ impl Service {
         })?;
         let logs = Arc::new(Mutex::new(VecDeque::with_capacity(LOG_LINES)));
         let capture = Arc::new(LogCapture::default());
-        for stream in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        for (is_stderr, stream) in [
+            (
+                false,
+                child
+                    .stdout
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+            ),
+            (
+                true,
+                child
+                    .stderr
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+            ),
         ]
         .into_iter()
-        .flatten()
+        .filter_map(|(e, s)| s.map(|s| (e, s)))
         {
             let logs = logs.clone();
             let capture = capture.clone();
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stream).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    capture.push(&line);
+                    capture.push_to(is_stderr, &line);
                     let mut l = logs.lock().expect("log ring");
                     if l.len() == LOG_LINES {
                         l.pop_front();

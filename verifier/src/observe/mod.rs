@@ -21,7 +21,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::env::containers::LogCapture;
+use crate::env::containers::{Captured, LogCapture};
 use crate::record::Measurements;
 use crate::scenario::Dur;
 use crate::verdict::{RuleKind, RuleResult, Status};
@@ -277,9 +277,9 @@ impl Observer {
         let url = format!("{}{}", self.base, self.spec.metrics_path);
         let after = expo::scrape(&self.http, &url, IO_TIMEOUT).await;
         let logs = self.capture.as_ref().map(|c| c.snapshot());
-        if let Some((lines, dropped)) = &logs {
-            report.log_lines = lines.len() as u64;
-            report.log_lines_dropped = *dropped;
+        if let Some(c) = &logs {
+            report.log_lines = (c.stdout.len() + c.stderr.len()) as u64;
+            report.log_lines_dropped = c.dropped;
         }
         for (name, req) in &self.spec.metrics {
             rules.push(metric_rule(name, req, &after, &url));
@@ -290,13 +290,13 @@ impl Observer {
             report.histogram = agreement;
         }
         if let Some((sent, header)) = probe {
-            let lines = logs.as_ref().map(|(l, _)| l.as_slice());
+            let lines = logs.as_ref().map(|c| c.stdout.as_slice());
             let (rule, tr) = trace_rule(&self.spec, &sent, header, lines);
             rules.push(rule);
             report.trace = Some(tr);
         }
         if let Some(l) = &self.spec.logs {
-            rules.extend(log_rules(l, logs.as_ref().map(|(l, _)| l.as_slice())));
+            rules.extend(log_rules(l, logs.as_ref()));
         }
         (rules, report)
     }
@@ -690,8 +690,10 @@ pub fn unmasked_emails(line: &str) -> Vec<String> {
     out
 }
 
-/// JSON lines, ids on request lines, no emails in clear.
-pub fn log_rules(spec: &LogChecks, logs: Option<&[String]>) -> Vec<RuleResult> {
+/// JSON lines and ids on request lines in the log stream (stdout; stderr is for what comes
+/// before the logger, such as the configuration banner, and for crashes), no emails in clear on
+/// either.
+pub fn log_rules(spec: &LogChecks, logs: Option<&Captured>) -> Vec<RuleResult> {
     let mut json = rule(
         "observability.logs.json".into(),
         "service log lines",
@@ -711,7 +713,7 @@ pub fn log_rules(spec: &LogChecks, logs: Option<&[String]>) -> Vec<RuleResult> {
         "service log lines",
         "no email address in clear".into(),
     );
-    let Some(lines) = logs else {
+    let Some(captured) = logs else {
         let mut out = vec![json, ids];
         if spec.no_emails {
             out.push(pii);
@@ -727,6 +729,14 @@ pub fn log_rules(spec: &LogChecks, logs: Option<&[String]>) -> Vec<RuleResult> {
     let mut request_lines = 0u64;
     let mut lacking = Vec::new();
     let mut leaks = Vec::new();
+    let lines = &captured.stdout;
+    if spec.no_emails {
+        for line in &captured.stderr {
+            for e in unmasked_emails(line) {
+                leaks.push(format!("{e} in (stderr): {line}"));
+            }
+        }
+    }
     for line in lines {
         match serde_json::from_str::<serde_json::Value>(line) {
             Ok(serde_json::Value::Object(o)) => {
@@ -761,6 +771,10 @@ pub fn log_rules(spec: &LogChecks, logs: Option<&[String]>) -> Vec<RuleResult> {
         json.observed = "no log lines".into();
     } else if not_json.is_empty() {
         json.observed = format!("{n} lines, all JSON");
+        json.detail = format!(
+            "stdout, the log stream; {} stderr line(s) not held to it",
+            captured.stderr.len()
+        );
     } else {
         json.status = Status::Fail;
         json.observed = format!("{} of {n} lines are not JSON objects", not_json.len());
@@ -782,11 +796,11 @@ pub fn log_rules(spec: &LogChecks, logs: Option<&[String]>) -> Vec<RuleResult> {
     }
     let mut out = vec![json, ids];
     if spec.no_emails {
-        if n == 0 {
+        if n + captured.stderr.len() == 0 {
             pii.status = Status::Inconclusive;
             pii.observed = "no log lines".into();
         } else if leaks.is_empty() {
-            pii.observed = format!("none in {n} lines");
+            pii.observed = format!("none in {} lines", n + captured.stderr.len());
         } else {
             pii.status = Status::Fail;
             pii.observed = format!("{} email address(es) in clear", leaks.len());
