@@ -294,7 +294,8 @@ async fn run_in(
         rep
     });
     let mut observability_report = None;
-    if let Some(o) = observer {
+    // Ctrl-C asks for a quick stop: no probes after it.
+    if let Some(o) = observer.filter(|_| !interrupted) {
         let (r, rep) = o.after(&measurements).await;
         rules.extend(r);
         observability_report = Some(rep);

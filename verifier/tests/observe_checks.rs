@@ -139,7 +139,7 @@ async fn each_broken_signal_fails_its_own_check() {
 
     // A fresh trace instead of the caller's; then no trace context at all.
     let s = standin::start().await;
-    *s.state.trace.lock().unwrap() = standin::Trace::NewTrace;
+    *s.state.trace.lock().unwrap() = standin::Trace::Fresh;
     only_failure(&checks(&s).await, "observability.trace");
     let s = standin::start().await;
     *s.state.trace.lock().unwrap() = standin::Trace::Nothing;

@@ -274,3 +274,18 @@ async fn prometheus_going_away_mid_run_makes_its_triggers_inconclusive() {
         r.verdict.reason
     );
 }
+
+#[test]
+fn the_shipped_drill_expects_triggers_the_trigger_file_defines() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let s = verifier::scenario::load_file(&root.join("chaos-drill.yaml")).unwrap();
+    let spec = s.triggers.expect("the drill proves the triggers");
+    let defs = verifier::trigger::load_file(&root.join(&spec.file)).unwrap();
+    let names: Vec<&str> = defs.defs.triggers.iter().map(|t| t.name.as_str()).collect();
+    assert!(spec.expect.contains_key("healthy"));
+    for (fault, e) in &spec.expect {
+        for t in e.fire.iter().chain(&e.quiet) {
+            assert!(names.contains(&t.as_str()), "{fault}: {t} not in {names:?}");
+        }
+    }
+}

@@ -172,7 +172,12 @@ mod tests {
         let e = parse(text).unwrap();
         assert_eq!(e["h"].kind, "histogram");
         assert_eq!(e["h"].samples.len(), 4);
-        assert_eq!(e["h"].samples[1].value, f64::INFINITY);
+        assert_eq!(e["h"].samples[1].labels["le"], "+Inf");
+        assert_eq!(e["h"].samples[1].value, 4.0);
+        assert_eq!(
+            parse("x +Inf").unwrap()["x"].samples[0].value,
+            f64::INFINITY
+        );
         assert_eq!(e["g"].samples[0].labels["q"], "a \"b\"");
         assert_eq!(e["u"].kind, "untyped");
         assert_eq!(

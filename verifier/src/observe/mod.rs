@@ -842,6 +842,26 @@ pub fn markdown(o: &mut String, r: &ObservabilityReport) {
     }
 }
 
+/// The scenario's default headers (e.g. the bearer token) for the trace probe; a header whose
+/// environment variable is unset is left out (the load plan has already refused such a run).
+pub fn probe_headers(
+    scenario: &crate::scenario::Scenario,
+    getenv: &dyn Fn(&str) -> Option<String>,
+) -> Vec<(String, String)> {
+    let seq = std::sync::atomic::AtomicU64::new(0);
+    let vars = std::collections::HashMap::new();
+    let ctx = crate::scenario::TemplateContext {
+        seq: &seq,
+        vars: &vars,
+    };
+    scenario
+        .defaults
+        .headers
+        .iter()
+        .filter_map(|(k, t)| Some((k.clone(), t.bind_env(getenv).ok()?.render(&ctx))))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -871,24 +891,4 @@ mod tests {
         assert!(unmasked_emails(r#"{"customer_email":"s***@example.com"}"#).is_empty());
         assert!(unmasked_emails("user@localhost and @example.com").is_empty());
     }
-}
-
-/// The scenario's default headers (e.g. the bearer token) for the trace probe; a header whose
-/// environment variable is unset is left out (the load plan has already refused such a run).
-pub fn probe_headers(
-    scenario: &crate::scenario::Scenario,
-    getenv: &dyn Fn(&str) -> Option<String>,
-) -> Vec<(String, String)> {
-    let seq = std::sync::atomic::AtomicU64::new(0);
-    let vars = std::collections::HashMap::new();
-    let ctx = crate::scenario::TemplateContext {
-        seq: &seq,
-        vars: &vars,
-    };
-    scenario
-        .defaults
-        .headers
-        .iter()
-        .filter_map(|(k, t)| Some((k.clone(), t.bind_env(getenv).ok()?.render(&ctx))))
-        .collect()
 }

@@ -92,16 +92,11 @@ pub fn validate_spec(
     for (name, e) in &spec.expect {
         let path = |f: &str| vec!["expect".into(), name.clone(), f.into()];
         if name != HEALTHY && !faults.iter().any(|f| &f.name == name) {
+            let mut known: Vec<&str> = faults.iter().map(|f| f.name.as_str()).collect();
+            known.push(HEALTHY);
             return Err((
                 vec!["expect".into(), name.clone()],
-                format!(
-                    "no fault is named `{name}` (known: {}, and `{HEALTHY}`)",
-                    faults
-                        .iter()
-                        .map(|f| f.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                format!("no fault is named `{name}` (known: {})", known.join(", ")),
             ));
         }
         if name == HEALTHY && !e.fire.is_empty() {
@@ -699,8 +694,10 @@ pub struct TriggerTrack {
     pub source: String,
     /// Windows as written and as evaluated.
     pub windows: String,
+    /// The analysis over the whole run (failure and inconclusive limits applied).
     pub result: Status,
-    /// First time the trigger fired, seconds from the start of load.
+    /// First evaluation at which the alert fired (its condition held for `for`), seconds from
+    /// the start of load.
     pub fired_at_s: Option<f64>,
     /// Spans (start, end) in which it was firing.
     pub firing_s: Vec<(f64, f64)>,
@@ -788,7 +785,11 @@ fn results(
             source: tr.source.to_owned(),
             windows: windows.clone(),
             result: status,
-            fired_at_s: tr.analysis.fired_at.map(secs),
+            fired_at_s: tr
+                .points
+                .iter()
+                .find(|(_, s)| *s == PointState::Firing)
+                .map(|(at, _)| secs(*at)),
             firing_s: firing_spans(&tr.points),
             evaluations: tr.points.len() as u32,
             inconclusive: tr.analysis.inconclusive,
@@ -1067,5 +1068,117 @@ pub fn markdown(o: &mut String, r: &TriggerReport) {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"
+service: {name: s, requests: r_total, errors: 'code="5xx"', latency: l_seconds}
+slo: {target: 0.999}
+time_scale: 60
+triggers:
+  - {name: A, severity: page, summary: a, condition: {error_ratio: {max: 0.05, window: 5m}}}
+  - {name: B, severity: page, summary: b, condition: {error_ratio: {max: 0.5, window: 5m}}}
+"#;
+
+    fn gate(expect: &str) -> Gate {
+        let spec: TriggerSpec =
+            serde_norway::from_str(&format!("file: t.yaml\nexpect: {expect}")).unwrap();
+        Gate {
+            loaded: super::super::parse(Path::new("t.yaml"), FILE).unwrap(),
+            spec,
+            metrics_url: String::new(),
+            prom: None,
+            local: None,
+        }
+    }
+
+    fn track(g: &Gate, name: &str, points: &[(u64, PointState)]) -> Track {
+        let t = g
+            .loaded
+            .defs
+            .triggers
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap();
+        Track {
+            trigger: name.into(),
+            source: "own",
+            analysis: Analysis::new(&g.loaded.defs, t, Scale::Drill),
+            points: points
+                .iter()
+                .map(|(s, p)| (Duration::from_secs(*s), *p))
+                .collect(),
+            notes: Vec::new(),
+            never: None,
+        }
+    }
+
+    fn fault(name: &str, from: u64, to: u64) -> FaultRecord {
+        FaultRecord {
+            name: name.into(),
+            target: "postgres".into(),
+            kind: "down",
+            planned_start: Duration::from_secs(from),
+            planned_end: Duration::from_secs(to),
+            applied_at: Some(Duration::from_secs(from)),
+            reverted_at: Some(Duration::from_secs(to)),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn expectations_pass_fail_and_stay_undecided_as_the_points_say() {
+        use PointState::*;
+        let faults = [fault("down", 20, 30), fault("absorbed", 50, 60)];
+        let points_a = [
+            (10, Ok),
+            (22, Pending),
+            (26, Firing),
+            (31, Firing),
+            (40, Ok),
+            (55, Ok),
+        ];
+        let points_b = [(10, Unknown), (26, Unknown), (55, Firing)];
+        let run = |expect: &str| {
+            let g = gate(expect);
+            let tracks = Tracks(vec![track(&g, "A", &points_a), track(&g, "B", &points_b)]);
+            let (rules, report) = g.results(&tracks, &faults);
+            let by: BTreeMap<String, Status> =
+                rules.iter().map(|r| (r.id.clone(), r.status)).collect();
+            (by, report)
+        };
+        let (r, report) = run(
+            "{healthy: {quiet: [A, B]}, down: {fire: [A, B], within: 10s}, absorbed: {quiet: [A, B]}}",
+        );
+        assert_eq!(r["trigger.healthy.quiet.A"], Status::Pass);
+        assert_eq!(r["trigger.healthy.quiet.B"], Status::Inconclusive);
+        assert_eq!(r["trigger.down.fire.A"], Status::Pass);
+        assert_eq!(r["trigger.down.fire.B"], Status::Inconclusive);
+        assert_eq!(r["trigger.absorbed.quiet.A"], Status::Pass);
+        assert_eq!(r["trigger.absorbed.quiet.B"], Status::Fail);
+        let d = report
+            .detections
+            .iter()
+            .find(|d| d.fault == "down" && d.trigger == "A")
+            .unwrap();
+        assert_eq!(d.detected_after_s, Some(6.0));
+        assert!(report.untested.is_empty(), "{:?}", report.untested);
+
+        // Too slow for a 5 s detection time; a fault that never fires its trigger.
+        let (r, _) = run("{down: {fire: [A], within: 5s}, absorbed: {fire: [A], within: 5s}}");
+        assert_eq!(r["trigger.down.fire.A"], Status::Fail);
+        assert_eq!(r["trigger.absorbed.fire.A"], Status::Fail);
+
+        // Without expectations each trigger is its own analysis.
+        let (r, report) = run("{}");
+        assert!(
+            r.keys().all(|k| k == "trigger.A" || k == "trigger.B"),
+            "{r:?}"
+        );
+        assert_eq!(report.triggers[0].firing_s, vec![(26.0, 31.0)]);
     }
 }

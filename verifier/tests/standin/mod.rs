@@ -33,10 +33,15 @@ pub enum Trace {
     #[default]
     Continue,
     /// A fresh trace id for every request, whatever arrived.
-    NewTrace,
+    Fresh,
     /// No `traceresponse` header, and log lines with a fresh trace id.
     Nothing,
 }
+
+/// (route, method, code_class).
+type SeriesKey = (String, String, String);
+/// (count, per-bucket counts, sum of seconds).
+type Series = (u64, [u64; 13], f64);
 
 #[derive(Default)]
 pub struct State {
@@ -57,7 +62,7 @@ pub struct State {
     pub no_request_id: AtomicBool,
     /// Requests other than `/metrics`.
     pub served: AtomicU64,
-    series: Mutex<BTreeMap<(String, String, String), (u64, [u64; 13], f64)>>,
+    series: Mutex<BTreeMap<SeriesKey, Series>>,
     pub logs: Arc<LogCapture>,
 }
 
