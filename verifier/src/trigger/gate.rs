@@ -521,21 +521,54 @@ impl Track {
         self.points.push((at, state));
     }
 
-    /// The first firing evaluation in `[from, to]`, and whether every evaluation there was
-    /// unknown.
-    fn in_span(&self, from: Duration, to: Duration) -> (Option<Duration>, bool, usize) {
-        let span: Vec<&(Duration, PointState)> = self
-            .points
-            .iter()
-            .filter(|(at, _)| *at >= from && *at <= to)
+    /// What the evaluations in `[from, to]` say. Only an onset (firing after not firing) is
+    /// the span's own: an alert still firing from before it began belongs to what came before.
+    fn in_span(&self, from: Duration, to: Duration) -> SpanView {
+        let firing = |i: usize| self.points[i].1 == PointState::Firing;
+        let idx: Vec<usize> = (0..self.points.len())
+            .filter(|&i| self.points[i].0 >= from && self.points[i].0 <= to)
             .collect();
-        let first = span
-            .iter()
-            .find(|(_, s)| *s == PointState::Firing)
-            .map(|(at, _)| *at);
-        let all_unknown = span.iter().all(|(_, s)| *s == PointState::Unknown);
-        (first, all_unknown, span.len())
+        let mut v = SpanView {
+            onset: None,
+            firing_since: None,
+            cleared: false,
+            all_unknown: idx.iter().all(|&i| self.points[i].1 == PointState::Unknown),
+            evaluations: idx.len(),
+        };
+        if let Some(&first) = idx.first()
+            && firing(first)
+            && first > 0
+            && firing(first - 1)
+        {
+            let mut start = first;
+            while start > 0 && firing(start - 1) {
+                start -= 1;
+            }
+            v.firing_since = Some(self.points[start].0);
+        }
+        for &i in &idx {
+            let onset = firing(i) && (i == 0 || !firing(i - 1));
+            if onset && !(v.firing_since.is_some() && i == idx[0]) {
+                v.onset = Some(self.points[i].0);
+                break;
+            }
+            if matches!(self.points[i].1, PointState::Ok | PointState::Pending) {
+                v.cleared = true;
+            }
+        }
+        v
     }
+}
+
+struct SpanView {
+    /// The first evaluation at which the alert started firing inside the span.
+    onset: Option<Duration>,
+    /// Already firing when the span began, since this time.
+    firing_since: Option<Duration>,
+    /// A conclusive not-firing evaluation came before any onset.
+    cleared: bool,
+    all_unknown: bool,
+    evaluations: usize,
 }
 
 /// All tracks of a run.
@@ -880,7 +913,9 @@ fn results(
                             } else {
                                 *to + within.unwrap_or(QUIET_TAIL)
                             };
-                            let (first, unknown, n) = tr.in_span(*from, until);
+                            let view = tr.in_span(*from, until);
+                            let (first, unknown, n) =
+                                (view.onset, view.all_unknown, view.evaluations);
                             let after = first.map(|f| f.saturating_sub(applied.unwrap_or(*from)));
                             let span_words = format!(
                                 "{:.1}–{:.1} s",
@@ -895,6 +930,13 @@ fn results(
                                         secs(after.unwrap_or_default())
                                     ),
                                 ),
+                                ("fire", None) if view.firing_since.is_some() => (
+                                    Status::Inconclusive,
+                                    format!(
+                                        "already firing since {:.1} s when the fault began; no onset of its own",
+                                        view.firing_since.unwrap_or_default().as_secs_f64()
+                                    ),
+                                ),
                                 ("fire", None) if unknown => (
                                     Status::Inconclusive,
                                     format!("{n} evaluations in {span_words}, none conclusive"),
@@ -905,13 +947,28 @@ fn results(
                                 (_, Some(at)) => {
                                     (Status::Fail, format!("fired at {:.1} s", at.as_secs_f64()))
                                 }
+                                (_, None) if view.firing_since.is_some() && !view.cleared => (
+                                    Status::Inconclusive,
+                                    format!(
+                                        "firing since {:.1} s, before the span began, and throughout {span_words}",
+                                        view.firing_since.unwrap_or_default().as_secs_f64()
+                                    ),
+                                ),
                                 (_, None) if unknown => (
                                     Status::Inconclusive,
                                     format!("{n} evaluations in {span_words}, none conclusive"),
                                 ),
                                 (_, None) => (
                                     Status::Pass,
-                                    format!("quiet over {n} evaluations in {span_words}"),
+                                    match view.firing_since {
+                                        Some(since) => format!(
+                                            "no onset in {span_words}; still firing from {:.1} s at its start, then cleared",
+                                            since.as_secs_f64()
+                                        ),
+                                        None => {
+                                            format!("quiet over {n} evaluations in {span_words}")
+                                        }
+                                    },
                                 ),
                             };
                             (status, observed, after, Vec::new())
@@ -978,7 +1035,7 @@ fn results(
                     .0
                     .iter()
                     .filter(|tr| tr.trigger == t.name)
-                    .any(|tr| tr.in_span(a, end + tail).0.is_some())
+                    .any(|tr| tr.in_span(a, end + tail).onset.is_some())
             });
             if !fired_by_some_fault {
                 untested.push(t.name.clone());
@@ -1172,6 +1229,26 @@ triggers:
         let (r, _) = run("{down: {fire: [A], within: 5s}, absorbed: {fire: [A], within: 5s}}");
         assert_eq!(r["trigger.down.fire.A"], Status::Fail);
         assert_eq!(r["trigger.absorbed.fire.A"], Status::Fail);
+
+        // Still firing from the first fault when the second begins: not the second's doing.
+        let faults = [fault("down", 20, 30), fault("next", 31, 40)];
+        let g = gate("{next: {quiet: [A]}, down: {fire: [A], within: 10s}}");
+        let tracks = Tracks(vec![track(&g, "A", &points_a)]);
+        let (rules, _) = g.results(&tracks, &faults);
+        let next = rules
+            .iter()
+            .find(|r| r.id == "trigger.next.quiet.A")
+            .unwrap();
+        assert_eq!(next.status, Status::Pass, "{next:#?}");
+        assert!(
+            next.observed.contains("still firing from 26.0 s"),
+            "{next:#?}"
+        );
+        let g = gate("{down: {quiet: [A]}}");
+        let ongoing = [(10, Firing), (25, Firing), (35, Firing)];
+        let tracks = Tracks(vec![track(&g, "A", &ongoing)]);
+        let (rules, _) = g.results(&tracks, &faults);
+        assert_eq!(rules[0].status, Status::Inconclusive, "{:#?}", rules[0]);
 
         // Without expectations each trigger is its own analysis.
         let (r, report) = run("{}");
