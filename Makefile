@@ -58,8 +58,7 @@ test-rust:
 	@echo "== rust: fmt, clippy, tests (verifier)"
 	@cargo fmt --all --check
 	@cargo clippy --workspace --all-targets --locked -- -D warnings
-	@if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace --locked; \
-	  else cargo test --workspace --locked; fi
+	@cargo test --workspace --locked
 
 build:
 	@cd $(SERVICE) && go build -o ../target/bin/ ./cmd/...

@@ -14,6 +14,7 @@ pub mod fault;
 pub mod functional;
 pub mod load;
 pub mod logging;
+pub mod observe;
 pub mod prom;
 pub mod record;
 pub mod report;

@@ -181,6 +181,13 @@ async fn run_in(
     load::preflight(&plan.target, plan.connect_timeout)
         .await
         .map_err(RunError::Unreachable)?;
+    // Bad trigger definitions are exit 2 here, before any load.
+    let gate = match &scenario.triggers {
+        Some(t) => Some(Arc::new(
+            crate::trigger::gate::Gate::prepare(t, &opts.scenario, &plan.target.base).await?,
+        )),
+        None => None,
+    };
     let functional = crate::functional::before_load(
         scenario,
         &file,
@@ -213,6 +220,19 @@ async fn run_in(
             () = stop.stopped() => Vec::new(),
         };
     }
+    // The service's own counters are read right before load, after the passes above.
+    let observer = match &scenario.observability {
+        Some(o) => Some(
+            crate::observe::Observer::before(
+                o,
+                &plan.target.base,
+                drill.as_ref().and_then(|d| d.env.service_capture()),
+                crate::observe::probe_headers(scenario, getenv),
+            )
+            .await,
+        ),
+        None => None,
+    };
 
     let plan = Arc::new(plan);
     let budgets = scenario.budgets.clone();
@@ -244,6 +264,10 @@ async fn run_in(
     }
 
     let done = Stop::new();
+    let gate_task = gate.as_ref().map(|g| {
+        let c = collector.clone();
+        g.watch(origin, move || c.totals(), done.clone())
+    });
     let progress = tokio::spawn(progress::run(
         opts.progress,
         collector.clone(),
@@ -287,6 +311,10 @@ async fn run_in(
     done.trigger(StopReason::Interrupted);
     let _ = progress.await;
     let _ = ticker.await;
+    let tracks = match gate_task {
+        Some(t) => t.await.unwrap_or_default(),
+        None => Default::default(),
+    };
     // Faults end with the load, reverted whatever their plan said.
     let fault_records = match drill.as_mut() {
         Some(d) => d.stop_faults().await,
@@ -318,6 +346,18 @@ async fn run_in(
     let (fault_rules, fault_reports) =
         drill::fault_results(&fault_records, &scenario.faults, phases.as_ref());
     rules.extend(fault_rules);
+    let trigger_report = gate.as_ref().map(|g| {
+        let (r, rep) = g.results(&tracks, &fault_records);
+        rules.extend(r);
+        rep
+    });
+    let mut observability_report = None;
+    // Ctrl-C asks for a quick stop: no probes after it.
+    if let Some(o) = observer.filter(|_| !interrupted) {
+        let (r, rep) = o.after(&measurements).await;
+        rules.extend(r);
+        observability_report = Some(rep);
+    }
     let mut invariant_report = None;
     if let (Some(inv), Some(log)) = (&scenario.invariants, &acks) {
         eprintln!(
@@ -350,5 +390,7 @@ async fn run_in(
     let mut report = Report::new(&facts, &measurements, verdict, generator);
     report.faults = fault_reports;
     report.invariants = invariant_report;
+    report.triggers = trigger_report;
+    report.observability = observability_report;
     Ok(report)
 }

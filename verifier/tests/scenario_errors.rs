@@ -65,7 +65,7 @@ fn unknown_field() {
 fn unknown_top_level_field() {
     assert_eq!(
         err(&format!("{BASE}budget: {{}}\n")),
-        "t.yaml:12:1: field `budget`: unknown field `budget`, expected one of `name`, `description`, `target`, `defaults`, `journeys`, `load`, `budgets`, `environment`, `faults`, `steady_state`, `invariants`, `contract`, `functional`, `security`"
+        "t.yaml:12:1: field `budget`: unknown field `budget`, expected one of `name`, `description`, `target`, `defaults`, `journeys`, `load`, `budgets`, `environment`, `faults`, `steady_state`, `invariants`, `contract`, `functional`, `security`, `triggers`, `observability`"
     );
 }
 
@@ -505,5 +505,50 @@ fn unknown_fault_kind() {
     assert!(
         e.starts_with("t.yaml:17:") && e.contains("unknown variant `melt`"),
         "{e}"
+    );
+}
+
+#[test]
+fn trigger_expectation_for_an_unknown_fault() {
+    assert_eq!(
+        err(&format!(
+            "{BASE}triggers:\n  file: t.yaml\n  expect:\n    pg-down: {{fire: [A], within: 5s}}\n"
+        )),
+        "t.yaml:15:14: field `triggers.expect.pg-down`: no fault is named `pg-down` (known: healthy)"
+    );
+}
+
+#[test]
+fn trigger_section_shapes() {
+    assert_eq!(
+        err(&format!(
+            "{BASE}triggers:\n  file: t.yaml\n  expect:\n    healthy: {{quiet: [A]}}\n    x: {{}}\n"
+        ))
+        .split(": field")
+        .nth(1)
+        .unwrap(),
+        " `triggers.expect.x`: no fault is named `x` (known: healthy)"
+    );
+    assert_eq!(
+        err(&format!(
+            "{BASE}triggers:\n  file: t.yaml\n  expect:\n    healthy: {{fire: [A]}}\n"
+        )),
+        "t.yaml:15:21: field `triggers.expect.healthy.fire`: nothing must fire in the healthy phase; list triggers under `quiet`"
+    );
+    assert_eq!(
+        err(&format!(
+            "{BASE}triggers:\n  file: t.yaml\n  prometheus: localhost:9090\n"
+        )),
+        "t.yaml:14:15: field `triggers.prometheus`: `localhost:9090` is neither `start` nor an http:// URL"
+    );
+}
+
+#[test]
+fn observability_histogram_on_an_unknown_step() {
+    assert_eq!(
+        err(&format!(
+            "{BASE}observability:\n  histogram:\n    metric: h\n    endpoint: b\n    labels: {{route: r}}\n    tolerance: 5ms\n"
+        )),
+        "t.yaml:15:15: field `observability.histogram.endpoint`: no step is named `b` (known: a)"
     );
 }

@@ -123,6 +123,31 @@ fn smoke_passes_against_the_reference_service() {
             "{id} did not pass:\n{summary}"
         );
     }
+    // The observability acceptance checks ran against the real service, each its own rule.
+    let observability: Vec<&serde_json::Value> = rules
+        .iter()
+        .filter(|r| r["kind"] == "observability")
+        .collect();
+    for id in [
+        "observability.metric.http_server_request_duration_seconds",
+        "observability.histogram.get-order.p99",
+        "observability.trace",
+        "observability.logs.json",
+        "observability.logs.ids",
+        "observability.logs.pii",
+    ] {
+        let r = observability
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("no rule {id}:\n{summary}"));
+        assert_eq!(r["status"], "pass", "{id}: {r}");
+    }
+    let h = &report["observability"]["histogram"];
+    eprintln!(
+        "get-order p99: server {} s (bucket {}), client {} s",
+        h["server_s"], h["bucket_s"], h["client_s"]
+    );
+    assert!(report["observability"]["log_lines"].as_u64().unwrap() > 1_000);
     assert!(
         report.get("environment_problems").is_none(),
         "teardown problems: {}",

@@ -556,6 +556,11 @@ func testLogsMaskPII(t *testing.T, d deps) {
 	if r.header.Get("X-Request-ID") != "req-123" {
 		t.Fatal("request id not echoed")
 	}
+	// The traceparent is continued: same trace id, the server's own span id.
+	tr := strings.Split(r.header.Get("traceresponse"), "-")
+	if len(tr) != 4 || tr[1] != "4bf92f3577b34da6a3ce929d0e0e4736" || tr[2] == "00f067aa0ba902b7" || len(tr[2]) != 16 {
+		t.Fatalf("traceresponse %q does not continue the trace", r.header.Get("traceresponse"))
+	}
 }
 
 func testHealthAndMetrics(t *testing.T, d deps) {

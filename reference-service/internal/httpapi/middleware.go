@@ -48,8 +48,14 @@ func (a *API) instrument(route string, next http.Handler) http.Handler {
 			id = hex.EncodeToString(b[:])
 		}
 		ctx := telemetry.WithRequestID(r.Context(), id)
-		trace.SpanFromContext(ctx).SetName(route)
+		span := trace.SpanFromContext(ctx)
+		span.SetName(route)
 		w.Header().Set("X-Request-ID", id)
+		// W3C Trace Context Level 2: the server's span, so a caller can tell its traceparent was
+		// continued (same trace id) and find the request's log lines by it.
+		if sc := span.SpanContext(); sc.IsValid() {
+			w.Header().Set("traceresponse", "00-"+sc.TraceID().String()+"-"+sc.SpanID().String()+"-"+sc.TraceFlags().String())
+		}
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 		r = r.WithContext(ctx)
 		a.metrics.HTTPInFlight.Inc()

@@ -24,6 +24,53 @@ use crate::fault::toxiproxy;
 pub const MANAGED_LABEL: &str = "io.deliverykit.managed";
 const FIRST_PROXY_PORT: u16 = 8666;
 const LOG_LINES: usize = 20;
+/// What the service says during a run is kept for the observability checks up to these bounds;
+/// past them lines are counted, not kept.
+pub const CAPTURE_LINES: usize = 200_000;
+pub const CAPTURE_BYTES: usize = 64 << 20;
+
+/// The service's output lines, stdout (its log stream) and stderr apart, bounded together in
+/// count and bytes.
+#[derive(Debug, Default)]
+pub struct LogCapture {
+    inner: Mutex<Captured>,
+}
+
+/// What a [`LogCapture`] holds.
+#[derive(Debug, Clone, Default)]
+pub struct Captured {
+    pub stdout: Vec<String>,
+    pub stderr: Vec<String>,
+    bytes: usize,
+    /// Lines past the bounds, counted but not kept.
+    pub dropped: u64,
+}
+
+impl LogCapture {
+    /// A line the service wrote to stdout.
+    pub fn push(&self, line: &str) {
+        self.push_to(false, line);
+    }
+
+    pub fn push_to(&self, stderr: bool, line: &str) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if g.stdout.len() + g.stderr.len() >= CAPTURE_LINES || g.bytes + line.len() > CAPTURE_BYTES
+        {
+            g.dropped += 1;
+        } else {
+            g.bytes += line.len();
+            if stderr {
+                g.stderr.push(line.to_owned());
+            } else {
+                g.stdout.push(line.to_owned());
+            }
+        }
+    }
+
+    pub fn snapshot(&self) -> Captured {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
 
 /// A running testcontainers environment.
 pub struct Running {
@@ -365,6 +412,11 @@ impl Running {
         problems
     }
 
+    /// Everything the service process said, within the capture's bounds.
+    pub fn service_capture(&self) -> Option<Arc<LogCapture>> {
+        self.service.as_ref().map(|s| s.capture.clone())
+    }
+
     /// The service process's last log lines.
     pub fn service_logs(&self) -> Vec<String> {
         self.service
@@ -405,6 +457,7 @@ fn free_port() -> std::io::Result<u16> {
 struct Service {
     child: Child,
     logs: Arc<Mutex<VecDeque<String>>>,
+    capture: Arc<LogCapture>,
     grace: Duration,
     name: String,
 }
@@ -430,23 +483,32 @@ impl Service {
             message: e.to_string(),
         })?;
         let logs = Arc::new(Mutex::new(VecDeque::with_capacity(LOG_LINES)));
-        for stream in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        let capture = Arc::new(LogCapture::default());
+        for (is_stderr, stream) in [
+            (
+                false,
+                child
+                    .stdout
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+            ),
+            (
+                true,
+                child
+                    .stderr
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+            ),
         ]
         .into_iter()
-        .flatten()
+        .filter_map(|(e, s)| s.map(|s| (e, s)))
         {
             let logs = logs.clone();
+            let capture = capture.clone();
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stream).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
+                    capture.push_to(is_stderr, &line);
                     let mut l = logs.lock().expect("log ring");
                     if l.len() == LOG_LINES {
                         l.pop_front();
@@ -458,6 +520,7 @@ impl Service {
         Ok(Self {
             child,
             logs,
+            capture,
             grace: spec.shutdown_grace.0,
             name,
         })

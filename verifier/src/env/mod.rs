@@ -171,6 +171,14 @@ impl Environment {
 
     /// Tears down what the provider started and returns the problems it met, for the report.
     /// (The fault timeline has already reverted its own faults and reported any it could not.)
+    /// The service's output, when this environment runs the service itself.
+    pub fn service_capture(&self) -> Option<Arc<containers::LogCapture>> {
+        match &self.inner {
+            Inner::Containers(r) => r.service_capture(),
+            _ => None,
+        }
+    }
+
     pub async fn down(self) -> Vec<String> {
         let Self {
             injector, inner, ..

@@ -406,6 +406,12 @@ impl Collector {
         Some(m)
     }
 
+    /// Everything recorded so far, all endpoints together; `None` once finished.
+    pub fn totals(&self) -> Option<crate::record::Stats> {
+        let g = self.recorder.lock().unwrap_or_else(|p| p.into_inner());
+        g.as_ref().map(|r| r.totals())
+    }
+
     /// Requests recorded so far and errors among them, for progress lines.
     pub fn progress(&self) -> (u64, u64) {
         let g = self.recorder.lock().unwrap_or_else(|p| p.into_inner());

@@ -252,6 +252,13 @@ impl Recorder {
         })
     }
 
+    /// Everything recorded so far, all endpoints together.
+    pub fn totals(&self) -> Stats {
+        let mut all = Stats::new();
+        self.totals.iter().for_each(|s| all.merge(s));
+        all
+    }
+
     /// Records one request that ended at `end` after `latency` (timed from its intended
     /// send time in the open model). Returns sliding windows that closed on the way.
     pub fn record(

@@ -47,6 +47,12 @@ pub struct Report {
     /// The nothing-lost read-backs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invariants: Option<InvariantReport>,
+    /// Rollback triggers: per trigger and source, and per fault of a drill when they fired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triggers: Option<crate::trigger::gate::TriggerReport>,
+    /// Observability acceptance: histogram agreement, trace probe, logs checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observability: Option<crate::observe::ObservabilityReport>,
     /// What went wrong bringing the environment down (containers left, toxics not removed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub environment_problems: Vec<String>,
@@ -210,6 +216,8 @@ impl Report {
             generator,
             faults: Vec::new(),
             invariants: None,
+            triggers: None,
+            observability: None,
             environment_problems: Vec::new(),
         }
     }
@@ -563,6 +571,12 @@ pub fn markdown(r: &Report) -> String {
                 }
             }
         }
+    }
+    if let Some(t) = &r.triggers {
+        crate::trigger::gate::markdown(&mut o, t);
+    }
+    if let Some(x) = &r.observability {
+        crate::observe::markdown(&mut o, x);
     }
     for p in &r.environment_problems {
         let _ = writeln!(o, "\n**Environment:** {}", md_cell(p));

@@ -58,6 +58,12 @@ pub struct Scenario {
     /// The API security pass before the load (needs `contract`).
     #[serde(default)]
     pub security: Option<crate::security::SecuritySpec>,
+    /// Rollback triggers evaluated during the run (and, in a drill, proven by the faults).
+    #[serde(default)]
+    pub triggers: Option<crate::trigger::gate::TriggerSpec>,
+    /// Observability acceptance: metrics, histogram agreement, trace context, logs.
+    #[serde(default)]
+    pub observability: Option<crate::observe::ObservabilitySpec>,
 }
 
 /// Settings shared by every request.
@@ -683,6 +689,20 @@ fn validate_drill(s: &Scenario, endpoints: &BTreeSet<&str>) -> Result<(), (Vec<S
                 ));
             }
         }
+    }
+    if let Some(t) = &s.triggers {
+        crate::trigger::gate::validate_spec(t, &s.faults).map_err(|(field, m)| {
+            let mut p = vec![k("triggers")];
+            p.extend(field.iter().map(|f| k(f)));
+            (p, m)
+        })?;
+    }
+    if let Some(o) = &s.observability {
+        crate::observe::validate_spec(o, endpoints).map_err(|(field, m)| {
+            let mut p = vec![k("observability")];
+            p.extend(field.iter().map(|f| k(f)));
+            (p, m)
+        })?;
     }
     if let Some(inv) = &s.invariants {
         if !endpoints.contains(inv.step.as_str()) {

@@ -15,6 +15,7 @@
 
 pub mod cli;
 pub mod eval;
+pub mod gate;
 pub mod promql;
 
 // Scenario files and trigger files share the YAML locator (field path → line and column).
