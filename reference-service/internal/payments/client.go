@@ -78,6 +78,11 @@ func New(cfg Config, m *telemetry.Metrics) *Client {
 		ReadyToTrip: func(counts gobreaker.Counts) bool { return counts.ConsecutiveFailures >= cfg.BreakerFailures },
 		// A decline is a healthy answer; only transport failures and 5xx count against payments.
 		IsSuccessful: func(err error) bool { return err == nil || errors.Is(err, errDeclined) },
+		// A call never made because a slow database or cache spent the request's budget, or one
+		// abandoned because our own caller went away, says nothing about payments: counting it
+		// would open the breaker on a healthy payments service and keep failing requests after
+		// the slow dependency recovered.
+		IsExcluded: func(err error) bool { return errors.Is(err, errNoBudget) || errors.Is(err, errCallerGone) },
 		OnStateChange: func(_ string, _, to gobreaker.State) {
 			m.PaymentsBreakerState.Set(float64(to))
 		},
@@ -89,6 +94,8 @@ var (
 	errDeclined  = errors.New("declined")
 	errNoBudget  = errors.New("no time left in the request budget")
 	errRetryable = errors.New("retryable payments failure")
+	// errCallerGone: the request that needed the charge was cancelled while the call ran.
+	errCallerGone = errors.New("the caller went away")
 )
 
 type chargeBody struct {
@@ -161,7 +168,8 @@ func (c *Client) Charge(ctx context.Context, req domain.ChargeRequest) (domain.C
 }
 
 // attempt makes one HTTP call with a timeout cut from the remaining budget.
-func (c *Client) attempt(ctx context.Context, key string, body []byte) (chargeReply, error) {
+func (c *Client) attempt(parent context.Context, key string, body []byte) (chargeReply, error) {
+	ctx := parent
 	timeout := c.cfg.AttemptTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		left := time.Until(dl) - c.cfg.Reserve
@@ -185,6 +193,10 @@ func (c *Client) attempt(ctx context.Context, key string, body []byte) (chargeRe
 	resp, err := c.http.Do(hreq)
 	c.m.PaymentsDuration.Observe(time.Since(start).Seconds())
 	if err != nil {
+		if errors.Is(parent.Err(), context.Canceled) {
+			c.m.PaymentsAttempts.WithLabelValues("caller_gone").Inc()
+			return chargeReply{}, fmt.Errorf("calling payments: %w: %w", errCallerGone, err)
+		}
 		c.m.PaymentsAttempts.WithLabelValues("transport_error").Inc()
 		return chargeReply{}, fmt.Errorf("calling payments: %w", err)
 	}

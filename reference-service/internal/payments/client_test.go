@@ -100,6 +100,44 @@ func TestBreakerOpensAndStopsCalls(t *testing.T) {
 	}
 }
 
+func TestABudgetSpentElsewhereDoesNotOpenTheBreaker(t *testing.T) {
+	t.Parallel()
+	c, sim, m := setup(t, paymentsim.Behaviour{}, func(cfg *payments.Config) {
+		cfg.BreakerFailures, cfg.BreakerOpenFor, cfg.Reserve = 3, time.Minute, 200*time.Millisecond
+	})
+	// A slow database left less than the reserve: no call is made, five times over.
+	for i := range 5 {
+		ctx, cancel := context.WithTimeout(context.Background(), 210*time.Millisecond)
+		_, err := c.Charge(ctx, charge(uuid.NewString()))
+		cancel()
+		if !errors.Is(err, domain.ErrPaymentsUnavailable) {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	// A caller that goes away mid-call does not count either.
+	slow, _, slowM := setup(t, paymentsim.Behaviour{Latency: time.Second}, func(cfg *payments.Config) {
+		cfg.BreakerFailures, cfg.BreakerOpenFor, cfg.MaxAttempts = 1, time.Minute, 1
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	if _, err := slow.Charge(ctx, charge("gone")); err == nil {
+		t.Fatal("a cancelled call succeeded")
+	}
+	if testutil.ToFloat64(slowM.PaymentsBreakerState) != 0 || testutil.ToFloat64(slowM.PaymentsAttempts.WithLabelValues("caller_gone")) != 1 {
+		t.Fatal("a caller going away opened the breaker or was not counted as caller_gone")
+	}
+	// Payments itself is healthy, so the breaker is still closed and the next call goes through.
+	if _, err := c.Charge(context.Background(), charge("after")); err != nil {
+		t.Fatalf("breaker opened on a healthy payments service: %v", err)
+	}
+	if sum, _ := sim.Calls(); sum.Calls != 1 {
+		t.Fatalf("payments saw %d calls, want 1", sum.Calls)
+	}
+	if testutil.ToFloat64(m.PaymentsBreakerState) != 0 || testutil.ToFloat64(m.PaymentsAttempts.WithLabelValues("no_budget")) != 5 {
+		t.Fatal("breaker state or no_budget attempts not as expected in metrics")
+	}
+}
+
 func TestAttemptTimeoutComesFromTheBudget(t *testing.T) {
 	t.Parallel()
 	c, _, m := setup(t, paymentsim.Behaviour{Latency: 3 * time.Second}, func(cfg *payments.Config) {
