@@ -1,5 +1,6 @@
 //! The checked-in rules pass `promtool check rules`, and their unit tests (`rules_test.yml`, each
-//! alert firing on a breaching series and quiet otherwise) pass `promtool test rules`.
+//! alert firing on a breaching series and quiet otherwise) pass `promtool test rules`; the
+//! compose stack's Prometheus configuration, which loads those rules, passes `promtool check config`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,4 +34,13 @@ fn promtool_check_rules() {
 fn promtool_test_rules() {
     let out = promtool(&["test", "rules", "rules_test.yml"]);
     assert!(out.contains("SUCCESS"), "{out}");
+}
+
+#[test]
+fn promtool_check_compose_config() {
+    let out = promtool(&["check", "config", "prometheus.yml"]);
+    assert!(
+        out.contains("SUCCESS") && out.contains("rules.yml"),
+        "{out}"
+    );
 }

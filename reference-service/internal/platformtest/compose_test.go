@@ -88,3 +88,71 @@ func TestOfficialDefaultsMatchImagesConf(t *testing.T) {
 		}
 	}
 }
+
+// TestComposeObservabilityProfile holds the `observability` profile to what it promises: a
+// Prometheus loaded with the generated rules and a Grafana provisioned with the dashboard, each
+// file it mounts present in the repository, and kept out of a plain `up`.
+func TestComposeObservabilityProfile(t *testing.T) {
+	t.Parallel()
+	path, err := filepath.Abs("../../../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	opts, err := cli.NewProjectOptions([]string{path}, cli.WithWorkingDirectory(filepath.Dir(path)),
+		cli.WithName("deliverykit"), cli.WithProfiles([]string{"observability"}))
+	if err != nil {
+		t.Fatalf("compose options: %v", err)
+	}
+	project, err := opts.LoadProject(ctx)
+	if err != nil {
+		t.Fatalf("docker-compose.yml does not load with the observability profile: %v", err)
+	}
+	mounts := map[string][]string{
+		"prometheus": {"/etc/prometheus/prometheus.yml", "/etc/prometheus/rules.yml"},
+		"grafana":    {"/etc/grafana/provisioning", "/var/lib/grafana/dashboards"},
+	}
+	for name, targets := range mounts {
+		svc, ok := project.Services[name]
+		if !ok {
+			t.Fatalf("the observability profile has no %s service", name)
+		}
+		if svc.Labels[platformtest.ManagedLabel] != "true" {
+			t.Errorf("service %s lacks the label %s=true", name, platformtest.ManagedLabel)
+		}
+		for _, target := range targets {
+			found := false
+			for _, v := range svc.Volumes {
+				if v.Target != target {
+					continue
+				}
+				found = true
+				if _, err := os.Stat(v.Source); err != nil {
+					t.Errorf("service %s mounts %s from %s, which does not exist: %v", name, target, v.Source, err)
+				}
+			}
+			if !found {
+				t.Errorf("service %s does not mount %s", name, target)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(path), "dashboards/grafana/orders-service.json")); err != nil {
+		t.Errorf("the dashboard Grafana is provisioned with is missing: %v", err)
+	}
+
+	// A plain `up` (no profile) starts neither.
+	plain, err := cli.NewProjectOptions([]string{path}, cli.WithWorkingDirectory(filepath.Dir(path)), cli.WithName("deliverykit"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := plain.LoadProject(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"prometheus", "grafana"} {
+		if _, ok := p.Services[name]; ok {
+			t.Errorf("%s starts without the observability profile", name)
+		}
+	}
+}
