@@ -21,16 +21,13 @@ TARGET_CPU=${BENCH_TARGET_CPU:-0}
 GEN_CPU=${BENCH_GEN_CPU:-1}
 URL="http://127.0.0.1:${PORT}"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/verifier-bench.XXXXXX")
-NGINX_PID=""
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 
+# shellcheck source=verifier/bench/nginx.sh
+. "$ROOT/verifier/bench/nginx.sh"
 cleanup() {
-    if [[ -n "$NGINX_PID" ]] && kill -0 "$NGINX_PID" 2>/dev/null; then
-        pkill -CONT -P "$NGINX_PID" 2>/dev/null || true
-        kill -QUIT "$NGINX_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
-    fi
+    nginx_stop
     rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
@@ -49,35 +46,6 @@ install_tools() {
         cargo install oha --locked --quiet
     fi
     command -v jq >/dev/null || { apt-get install -y -qq jq >/dev/null; }
-}
-
-start_nginx() {
-    mkdir -p "$WORK/nginx/logs"
-    cat >"$WORK/nginx/nginx.conf" <<EOF
-worker_processes 1;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 10000000;
-    keepalive_timeout 60s;
-    client_body_temp_path $WORK/nginx/body;
-    proxy_temp_path $WORK/nginx/proxy;
-    fastcgi_temp_path $WORK/nginx/fastcgi;
-    uwsgi_temp_path $WORK/nginx/uwsgi;
-    scgi_temp_path $WORK/nginx/scgi;
-    server {
-        listen 127.0.0.1:${PORT} reuseport backlog=4096;
-        location / { default_type application/json; return 200 '{"ok":true}'; }
-    }
-}
-EOF
-    taskset -c "$TARGET_CPU" /usr/sbin/nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf"
-    for _ in $(seq 50); do [[ -s "$WORK/nginx/nginx.pid" ]] && break; sleep 0.1; done
-    NGINX_PID=$(cat "$WORK/nginx/nginx.pid")
-    for _ in $(seq 50); do curl -fsS "$URL/" >/dev/null 2>&1 && return 0; sleep 0.1; done
-    log "nginx did not answer on $URL"; exit 1
 }
 
 # Runs a generator pinned to GEN_CPU under /usr/bin/time; leaves "elapsed user sys maxrss_kb".
@@ -124,7 +92,7 @@ main() {
     install_tools
     log "building the verifier (release)"
     (cd "$ROOT" && cargo build --release -p verifier --quiet)
-    start_nginx
+    nginx_start '{"ok":true}'
     log "target: nginx on CPU $TARGET_CPU, generators on CPU $GEN_CPU, $CONNS connections, ${SECONDS_RUN}s runs"
 
     declare -A REQ RPS CPU RSS

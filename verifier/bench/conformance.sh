@@ -19,44 +19,19 @@ TARGET_CPU=${BENCH_TARGET_CPU:-0}
 GEN_CPU=${BENCH_GEN_CPU:-1}
 URL="http://127.0.0.1:${PORT}"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/verifier-conformance.XXXXXX")
-NGINX_PID=""
 
 log() { printf 'bench: %s\n' "$*" >&2; }
+# shellcheck source=verifier/bench/nginx.sh
+. "$ROOT/verifier/bench/nginx.sh"
 cleanup() {
-    if [[ -n "$NGINX_PID" ]] && kill -0 "$NGINX_PID" 2>/dev/null; then
-        kill -QUIT "$NGINX_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
-    fi
+    nginx_stop
     rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
 
 ORDER='{"id":"0193a9c2-6b1e-7c3d-9a55-1f2e3d4c5b6a","status":"paid","customer_email":"alice@example.com","currency":"EUR","amount_minor":2500,"items":[{"sku":"BOOK-1","quantity":2,"unit_price_minor":1250}],"card_last4":"4242","payment_id":"ch_7b1f0c3e","version":2,"created_at":"2026-11-24T05:00:00Z","updated_at":"2026-11-24T05:00:01Z"}'
 
-mkdir -p "$WORK/nginx/logs"
-cat >"$WORK/nginx/nginx.conf" <<EOF
-worker_processes 1;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 10000000;
-    client_body_temp_path $WORK/nginx/body;
-    proxy_temp_path $WORK/nginx/proxy;
-    fastcgi_temp_path $WORK/nginx/fastcgi;
-    uwsgi_temp_path $WORK/nginx/uwsgi;
-    scgi_temp_path $WORK/nginx/scgi;
-    server {
-        listen 127.0.0.1:${PORT} reuseport backlog=4096;
-        location / { default_type application/json; return 200 '${ORDER}'; }
-    }
-}
-EOF
-taskset -c "$TARGET_CPU" /usr/sbin/nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf"
-for _ in $(seq 50); do [[ -s "$WORK/nginx/nginx.pid" ]] && break; sleep 0.1; done
-NGINX_PID=$(cat "$WORK/nginx/nginx.pid")
-for _ in $(seq 50); do curl -fsS "$URL/" >/dev/null 2>&1 && break; sleep 0.1; done
+nginx_start "$ORDER"
 
 (cd "$ROOT" && cargo build --release --locked -p verifier --quiet)
 VERIFIER="$ROOT/target/release/verifier"

@@ -155,13 +155,7 @@ async fn run_in(
         }
         log
     });
-    let contract = match &scenario.contract {
-        Some(spec) => Some(Arc::new(crate::contract::Contract::load(
-            std::path::Path::new(&file),
-            spec,
-        )?)),
-        None => None,
-    };
+    let contract = scenario.openapi.clone();
     // Responses of the load and of every probe are judged against the contract.
     let conformance = contract
         .as_ref()

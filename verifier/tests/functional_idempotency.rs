@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 mod common;
+mod support;
 
 use verifier::fault::timeline::Injector;
 use verifier::functional::proxy::ServiceProxy;
@@ -305,56 +306,20 @@ impl StandIn {
     }
 }
 
-async fn serve(mut sock: TcpStream, st: Arc<StandIn>) -> std::io::Result<()> {
-    let mut buf = Vec::new();
-    loop {
-        let head_end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            let mut chunk = [0u8; 4096];
-            let n = sock.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-        let len = head
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("content-length")
-                    .then(|| v.trim().parse::<usize>().ok())?
-            })
-            .unwrap_or(0);
-        while buf.len() < head_end + len {
-            let mut chunk = [0u8; 4096];
-            let n = sock.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        let body = buf[head_end..head_end + len].to_vec();
-        buf.drain(..head_end + len);
-        let mut parts = head.split_whitespace();
-        let (method, path) = (
-            parts.next().unwrap_or("").to_owned(),
-            parts.next().unwrap_or("").to_owned(),
-        );
-        let (status, headers, out) = st.handle(&method, &path, &head, &body).await;
-        let mut resp = format!(
-            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
-            out.len()
-        );
-        for (k, v) in headers {
-            resp.push_str(&format!("{k}: {v}\r\n"));
-        }
-        resp.push_str("\r\n");
-        resp.push_str(&out);
-        sock.write_all(resp.as_bytes()).await?;
+async fn respond(st: Arc<StandIn>, req: support::Request) -> Option<String> {
+    let (status, headers, out) = st
+        .handle(&req.method, &req.target, &req.head, &req.body)
+        .await;
+    let mut resp = format!(
+        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+        out.len()
+    );
+    for (k, v) in headers {
+        resp.push_str(&format!("{k}: {v}\r\n"));
     }
+    resp.push_str("\r\n");
+    resp.push_str(&out);
+    Some(resp)
 }
 
 struct Running {
@@ -381,8 +346,6 @@ async fn start_full(
     dependency: Option<String>,
     events: Option<async_nats::jetstream::Context>,
 ) -> Running {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let st = Arc::new(StandIn {
         defect,
         dependency,
@@ -391,11 +354,7 @@ async fn start_full(
         failing: AtomicBool::new(false),
         next: AtomicU64::new(1),
     });
-    let task = tokio::spawn(async move {
-        while let Ok((sock, _)) = listener.accept().await {
-            tokio::spawn(serve(sock, st.clone()));
-        }
-    });
+    let (url, task) = support::serve(move |req| respond(st.clone(), req)).await;
     Running { url, task }
 }
 

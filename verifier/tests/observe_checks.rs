@@ -5,6 +5,7 @@
 //! reference service passes them in `shipped_scenarios.rs` (scenarios/smoke.yaml).
 
 mod instrumented;
+mod support;
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -48,34 +49,31 @@ async fn checks(s: &instrumented::Standin) -> Vec<RuleResult> {
         None,
     );
     for i in 0..60 {
-        let t = Instant::now();
-        let r = http
+        let create = http
             .post(format!("{}/v1/orders", s.url))
-            .body(format!(r#"{{"customer_email":"obs-{i}@example.com"}}"#))
-            .send()
-            .await
-            .unwrap();
-        rec.record(
-            1,
-            Instant::now(),
-            t.elapsed(),
-            Outcome::from_status(r.status().as_u16(), &[]),
-        );
-        let t = Instant::now();
-        let r = http
-            .get(format!("{}/v1/orders/ord-{i}", s.url))
-            .send()
-            .await
-            .unwrap();
-        rec.record(
+            .body(format!(r#"{{"customer_email":"obs-{i}@example.com"}}"#));
+        timed(&mut rec, 1, create).await;
+        timed(
+            &mut rec,
             0,
-            Instant::now(),
-            t.elapsed(),
-            Outcome::from_status(r.status().as_u16(), &[]),
-        );
+            http.get(format!("{}/v1/orders/ord-{i}", s.url)),
+        )
+        .await;
     }
     let (m, _) = rec.finish(Instant::now());
     obs.after(&m).await.0
+}
+
+/// Sends `req` and records its status and client-side time under endpoint index `endpoint`.
+async fn timed(rec: &mut Recorder, endpoint: usize, req: reqwest::RequestBuilder) {
+    let t = Instant::now();
+    let r = req.send().await.unwrap();
+    rec.record(
+        endpoint,
+        Instant::now(),
+        t.elapsed(),
+        Outcome::from_status(r.status().as_u16(), &[]),
+    );
 }
 
 fn status(rules: &[RuleResult], id: &str) -> Status {

@@ -3,27 +3,13 @@
 //! `curl` line to replay it. (The reference service itself passes them in
 //! `shipped_scenarios.rs`.)
 
+mod contract_common;
 mod standin;
+mod support;
 
+use contract_common::caught;
 use standin::{Break, failing, rule, run};
 use verifier::verdict::Status;
-
-/// Runs with `b` and asserts `id` failed with evidence that replays it.
-async fn caught(b: Break, id: &str, why: &str) {
-    let r = run(&[b]).await;
-    let x = rule(&r, id);
-    assert_eq!(x.status, Status::Fail, "{b:?} not caught by {id}: {x:?}");
-    assert!(
-        x.evidence.iter().any(|e| e.starts_with("curl ")),
-        "{id} has no curl line: {:?}",
-        x.evidence
-    );
-    assert!(
-        x.evidence.iter().any(|e| e.contains(why)),
-        "{id} does not say `{why}`: {:?}",
-        x.evidence
-    );
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_intact_service_passes_every_security_and_contract_rule() {

@@ -5,6 +5,7 @@
 
 mod common;
 mod instrumented;
+mod support;
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -172,6 +173,19 @@ async fn bad_definitions_stop_the_run_before_load() {
     );
 }
 
+/// Waits for the stand-in's first request, then `delay`. Bounded: a run that never sends load
+/// fails the test instead of leaving it waiting.
+async fn after_first_request(st: &instrumented::State, delay: Duration) {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while st.served.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the run sent no request within 60 s");
+    tokio::time::sleep(delay).await;
+}
+
 #[tokio::test]
 async fn a_failing_target_fires_the_trigger_over_both_sources() {
     let s = instrumented::start().await;
@@ -188,10 +202,7 @@ async fn a_failing_target_fires_the_trigger_over_both_sources() {
     // request).
     let st = s.state.clone();
     let flip = tokio::spawn(async move {
-        while st.served.load(Ordering::SeqCst) == 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        after_first_request(&st, Duration::from_secs(3)).await;
         st.failing.store(true, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_secs(4)).await;
         st.failing.store(false, Ordering::SeqCst);
@@ -247,10 +258,7 @@ async fn prometheus_going_away_mid_run_makes_its_triggers_inconclusive() {
     );
     let st = s.state.clone();
     let killer = tokio::spawn(async move {
-        while st.served.load(Ordering::SeqCst) == 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        tokio::time::sleep(Duration::from_secs(6)).await;
+        after_first_request(&st, Duration::from_secs(6)).await;
         prom.kill();
     });
     let r = go(&p, dir.path()).await.expect("run");

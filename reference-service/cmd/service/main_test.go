@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,23 +18,6 @@ import (
 	"example.com/deliverykit/reference-service/internal/platformtest"
 	"example.com/deliverykit/reference-service/internal/testenv"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestRunServesAndShutsDownGracefully starts the whole service through run, with real
 // PostgreSQL, Redis and NATS, places an order, then shuts down while a slow order is in flight:
@@ -62,7 +43,7 @@ func TestRunServesAndShutsDownGracefully(t *testing.T) {
 		// The in-flight order below waits 1.2 s on payments; let one attempt last that long.
 		"ORDERS_PAYMENTS_ATTEMPT_TIMEOUT": "2s",
 	}
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr := &testenv.SyncBuffer{}, &testenv.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)

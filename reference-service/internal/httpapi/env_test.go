@@ -87,25 +87,8 @@ type env struct {
 	metrics  *telemetry.Metrics
 	switches *killswitch.Switches
 	store    *store.Store
-	logs     *syncBuffer
+	logs     *testenv.SyncBuffer
 	router   routers.Router
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func newEnv(t *testing.T, d deps, o options) *env {
@@ -116,7 +99,7 @@ func newEnv(t *testing.T, d deps, o options) *env {
 	t.Cleanup(simSrv.Close)
 
 	m := telemetry.NewMetrics()
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	log := telemetry.NewLogger(logs, slog.LevelDebug)
 	switches := killswitch.New(!o.noCache, true)
 	pg := store.New(pool)

@@ -73,8 +73,10 @@ pub struct Conformance {
     judge: Judge,
     sampling: Sampling,
     tallies: Mutex<BTreeMap<Option<String>, Tally>>,
-    /// Responses the samplers saw, sampled or not.
-    seen: AtomicU64,
+    /// Every sampler's per-status counts: summed, the responses the samplers saw, sampled or
+    /// not. Kept here rather than as one shared total so the hot path touches only its own
+    /// step's counters.
+    seen: Mutex<Vec<Arc<[AtomicU64]>>>,
     /// Samples lost to a full queue.
     dropped: AtomicU64,
     /// Samples queued and not judged yet.
@@ -90,7 +92,7 @@ impl Conformance {
             judge: Judge::new(contract),
             sampling,
             tallies: Mutex::new(BTreeMap::new()),
-            seen: AtomicU64::new(0),
+            seen: Mutex::new(Vec::new()),
             dropped: AtomicU64::new(0),
             pending: AtomicU64::new(0),
             queue: Mutex::new(Some(tx)),
@@ -120,10 +122,15 @@ impl Conformance {
     /// A tap for one load step.
     pub fn sampler(self: &Arc<Self>) -> Arc<Sampler> {
         let tx = self.queue.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let counts: Arc<[AtomicU64]> = (0..600).map(|_| AtomicU64::new(0)).collect();
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(counts.clone());
         Arc::new(Sampler {
             conformance: self.clone(),
             tx,
-            counts: (0..600).map(|_| AtomicU64::new(0)).collect(),
+            counts,
         })
     }
 
@@ -183,11 +190,15 @@ impl Conformance {
             .values()
             .map(|t| t.validated)
             .sum();
-        (
-            self.seen.load(Ordering::Relaxed),
-            judged,
-            self.dropped.load(Ordering::Relaxed),
-        )
+        let seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .flat_map(|c| c.iter())
+            .map(|n| n.load(Ordering::Relaxed))
+            .sum();
+        (seen, judged, self.dropped.load(Ordering::Relaxed))
     }
 
     /// One rule per operation that answered, and `contract.undeclared`.
@@ -262,8 +273,8 @@ impl Conformance {
 pub struct Sampler {
     conformance: Arc<Conformance>,
     tx: Option<SyncSender<Exchange>>,
-    /// Responses seen per status code.
-    counts: Box<[AtomicU64]>,
+    /// Responses seen per status code (shared with [`Conformance`] for its totals).
+    counts: Arc<[AtomicU64]>,
 }
 
 impl std::fmt::Debug for Sampler {
@@ -276,7 +287,6 @@ impl Sampler {
     /// Whether this response (by status) is to be judged: one atomic add.
     pub fn wants(&self, status: u16) -> bool {
         let c = &self.conformance;
-        c.seen.fetch_add(1, Ordering::Relaxed);
         let slot = &self.counts[usize::from(status).min(self.counts.len() - 1)];
         let n = slot.fetch_add(1, Ordering::Relaxed);
         n < c.sampling.first || (n - c.sampling.first).is_multiple_of(c.sampling.every.max(1))

@@ -446,6 +446,11 @@ mod tests {
         }
     }
 
+    /// An answer to `GET /v1/things/abc`, the operation most cases probe.
+    fn get_thing(status: u16, ctype: &str, body: &str) -> Exchange {
+        ex(Method::Get, "/v1/things/abc", status, ctype, body)
+    }
+
     const THING: &str = r#"{"id":"0193a9c2-6b1e-7c3d-9a55-1f2e3d4c5b6a","items":[{"quantity":2}]}"#;
 
     #[test]
@@ -460,18 +465,14 @@ mod tests {
         ));
         assert_eq!(r.operation.as_deref(), Some("getThing"));
         assert_eq!(r.violations, vec![]);
-        let r = j.judge(&ex(
-            Method::Get,
-            "/v1/things/abc",
+        let r = j.judge(&get_thing(
             404,
             "application/problem+json",
             r#"{"title":"nf","status":404}"#,
         ));
         assert_eq!(r.violations, vec![]);
         // A range (5XX) and `default` answer for statuses without their own entry.
-        let r = j.judge(&ex(
-            Method::Get,
-            "/v1/things/abc",
+        let r = j.judge(&get_thing(
             503,
             "application/problem+json",
             r#"{"title":"down","status":503}"#,
@@ -496,19 +497,13 @@ mod tests {
                 .contains("DELETE /v1/things/abc is not an operation"),
             "{v:?}"
         );
-        let v = one(
-            &j,
-            ex(Method::Get, "/v1/things/abc", 418, "application/json", "{}"),
-        );
+        let v = one(&j, get_thing(418, "application/json", "{}"));
         assert!(
             v.message
                 .contains("status 418 is not declared for getThing (declared: 200, 404, 5XX)"),
             "{v:?}"
         );
-        let v = one(
-            &j,
-            ex(Method::Get, "/v1/things/abc", 200, "text/html", "<p>"),
-        );
+        let v = one(&j, get_thing(200, "text/html", "<p>"));
         assert!(
             v.message
                 .contains("content type `text/html` is not declared"),
@@ -516,9 +511,7 @@ mod tests {
         );
         let v = one(
             &j,
-            ex(
-                Method::Get,
-                "/v1/things/abc",
+            get_thing(
                 200,
                 "application/json",
                 r#"{"id":"0193a9c2-6b1e-7c3d-9a55-1f2e3d4c5b6a","items":[{"quantity":0}]}"#,
@@ -531,36 +524,15 @@ mod tests {
         );
         let v = one(
             &j,
-            ex(
-                Method::Get,
-                "/v1/things/abc",
-                200,
-                "application/json",
-                r#"{"id":"not-a-uuid","items":[]}"#,
-            ),
+            get_thing(200, "application/json", r#"{"id":"not-a-uuid","items":[]}"#),
         );
         assert!(v.message.contains("body at `/id`"), "{v:?}");
-        let v = one(
-            &j,
-            ex(
-                Method::Get,
-                "/v1/things/abc",
-                200,
-                "application/json",
-                "{nope",
-            ),
-        );
+        let v = one(&j, get_thing(200, "application/json", "{nope"));
         assert!(v.message.contains("not JSON"), "{v:?}");
         // An error must be problem details...
         let v = one(
             &j,
-            ex(
-                Method::Get,
-                "/v1/things/abc",
-                404,
-                "application/json",
-                r#"{"title":"nf","status":404}"#,
-            ),
+            get_thing(404, "application/json", r#"{"title":"nf","status":404}"#),
         );
         assert!(
             v.message.contains(
@@ -581,10 +553,7 @@ mod tests {
             v.message.contains("where the contract declares none"),
             "{v:?}"
         );
-        let v = one(
-            &j,
-            ex(Method::Get, "/v1/things/abc", 200, "application/json", ""),
-        );
+        let v = one(&j, get_thing(200, "application/json", ""));
         assert!(v.message.contains("no body"), "{v:?}");
     }
 

@@ -30,7 +30,7 @@ pub const CAPTURE_LINES: usize = 200_000;
 pub const CAPTURE_BYTES: usize = 64 << 20;
 
 /// The service's output lines, stdout (its log stream) and stderr apart, bounded together in
-/// count and bytes.
+/// count and bytes; and, whatever the bounds, its last lines in order for error messages.
 #[derive(Debug, Default)]
 pub struct LogCapture {
     inner: Mutex<Captured>,
@@ -44,6 +44,8 @@ pub struct Captured {
     bytes: usize,
     /// Lines past the bounds, counted but not kept.
     pub dropped: u64,
+    /// The last `LOG_LINES` lines of both streams, interleaved as they came.
+    last: VecDeque<String>,
 }
 
 impl LogCapture {
@@ -54,6 +56,10 @@ impl LogCapture {
 
     pub fn push_to(&self, stderr: bool, line: &str) {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if g.last.len() == LOG_LINES {
+            g.last.pop_front();
+        }
+        g.last.push_back(line.to_owned());
         if g.stdout.len() + g.stderr.len() >= CAPTURE_LINES || g.bytes + line.len() > CAPTURE_BYTES
         {
             g.dropped += 1;
@@ -69,6 +75,12 @@ impl LogCapture {
 
     pub fn snapshot(&self) -> Captured {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The last lines the service wrote, for an error message.
+    fn last_lines(&self) -> Vec<String> {
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        g.last.iter().cloned().collect()
     }
 }
 
@@ -453,10 +465,9 @@ fn free_port() -> std::io::Result<u16> {
         .port())
 }
 
-/// The service under test as a child process, its output kept as a ring of last lines.
+/// The service under test as a child process, its output kept in a [`LogCapture`].
 struct Service {
     child: Child,
-    logs: Arc<Mutex<VecDeque<String>>>,
     capture: Arc<LogCapture>,
     grace: Duration,
     name: String,
@@ -482,7 +493,6 @@ impl Service {
             what: format!("the service `{name}`"),
             message: e.to_string(),
         })?;
-        let logs = Arc::new(Mutex::new(VecDeque::with_capacity(LOG_LINES)));
         let capture = Arc::new(LogCapture::default());
         for (is_stderr, stream) in [
             (
@@ -503,23 +513,16 @@ impl Service {
         .into_iter()
         .filter_map(|(e, s)| s.map(|s| (e, s)))
         {
-            let logs = logs.clone();
             let capture = capture.clone();
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stream).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
                     capture.push_to(is_stderr, &line);
-                    let mut l = logs.lock().expect("log ring");
-                    if l.len() == LOG_LINES {
-                        l.pop_front();
-                    }
-                    l.push_back(line);
                 }
             });
         }
         Ok(Self {
             child,
-            logs,
             capture,
             grace: spec.shutdown_grace.0,
             name,
@@ -527,12 +530,7 @@ impl Service {
     }
 
     fn last_lines(&self) -> Vec<String> {
-        self.logs
-            .lock()
-            .expect("log ring")
-            .iter()
-            .cloned()
-            .collect()
+        self.capture.last_lines()
     }
 
     async fn wait_ready(

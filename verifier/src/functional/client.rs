@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::contract::judge::shell_quote;
 use crate::scenario::Template;
 use crate::scenario::template::Part;
 
@@ -66,18 +67,18 @@ impl Answer {
 impl Request {
     /// The request as a shell command. Secrets bound from the environment stay `$NAME`.
     pub fn curl(&self) -> String {
-        let mut s = format!("curl -sS -i -X {} '{}'", self.method, self.url);
+        let mut s = format!("curl -sS -i -X {} {}", self.method, shell_quote(&self.url));
         for (k, _, shown) in &self.headers {
             if shown.contains('$') {
                 s.push_str(&format!(" -H \"{k}: {shown}\""));
             } else {
-                s.push_str(&format!(" -H '{k}: {}'", shown.replace('\'', "'\\''")));
+                s.push_str(&format!(" -H {}", shell_quote(&format!("{k}: {shown}"))));
             }
         }
         if let Some(b) = &self.body {
             s.push_str(&format!(
-                " --data-raw '{}'",
-                String::from_utf8_lossy(b).replace('\'', "'\\''")
+                " --data-raw {}",
+                shell_quote(&String::from_utf8_lossy(b))
             ));
         }
         s

@@ -49,6 +49,13 @@ struct CaseResult {
     ids: Vec<String>,
 }
 
+impl CaseResult {
+    /// A case that ended before its effects were read: it names none.
+    fn unread(rule: RuleResult) -> Self {
+        Self { rule, ids: vec![] }
+    }
+}
+
 impl Prepared {
     pub fn new(
         op: &IdempotentOperation,
@@ -58,13 +65,7 @@ impl Prepared {
         getenv: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, (String, String)> {
         let path = match &op.path {
-            Some(p) => p
-                .bind_env(getenv)
-                .map_err(|m| ("path".to_owned(), m))?
-                .render(&TemplateContext {
-                    seq: &AtomicU64::new(0),
-                    vars: &HashMap::new(),
-                }),
+            Some(p) => render(&p.bind_env(getenv).map_err(|m| ("path".to_owned(), m))?),
             None => contract_path.to_owned(),
         };
         let mut headers: Vec<(String, Template, String)> = ctx
@@ -212,10 +213,7 @@ impl Prepared {
         let counts = match counts {
             Ok(c) => c,
             Err(e) => {
-                r.status = Status::Inconclusive;
-                r.observed = "the stream was not read".into();
-                r.detail = e;
-                return r;
+                return super::inconclusive(r, "the stream was not read", e);
             }
         };
         let of = |id: &String| counts.get(id).copied().unwrap_or(0);
@@ -271,7 +269,8 @@ impl Prepared {
         }
     }
 
-    fn success(&self, a: &Answer) -> bool {
+    /// True when `a` is one of the contract's success statuses.
+    pub(super) fn success(&self, a: &Answer) -> bool {
         a.status
             .is_some_and(|s| self.spec.expect.success.contains(&s))
     }
@@ -335,10 +334,7 @@ impl Prepared {
             format!("again: {}", second.summary()),
         ];
         let Some(ids) = self.count(&corr, &mut r).await else {
-            return CaseResult {
-                rule: r,
-                ids: vec![],
-            };
+            return CaseResult::unread(r);
         };
         r.observed = format!(
             "{} then {}; {} effect(s)",
@@ -412,10 +408,7 @@ impl Prepared {
             self.count(&corr1.unwrap_or_default(), &mut r).await,
             self.count(&corr2.unwrap_or_default(), &mut r).await,
         ) else {
-            return CaseResult {
-                rule: r,
-                ids: vec![],
-            };
+            return CaseResult::unread(r);
         };
         r.observed = format!(
             "{}; effects: first body {}, different body {}",
@@ -487,10 +480,7 @@ impl Prepared {
             format!("answers: {tally_text}"),
         ];
         let Some(ids) = self.count(&corr.unwrap_or_default(), &mut r).await else {
-            return CaseResult {
-                rule: r,
-                ids: vec![],
-            };
+            return CaseResult::unread(r);
         };
         r.observed = format!("{tally_text}; {} effect(s)", ids.len());
         let mut wrong = Vec::new();
@@ -536,13 +526,11 @@ impl Prepared {
         let proxy = match super::proxy::ServiceProxy::up(authority).await {
             Ok(p) => p,
             Err(e) => {
-                r.status = Status::Inconclusive;
-                r.observed = "no proxy in front of the service".into();
-                r.detail = e;
-                return CaseResult {
-                    rule: r,
-                    ids: vec![],
-                };
+                return CaseResult::unread(super::inconclusive(
+                    r,
+                    "no proxy in front of the service",
+                    e,
+                ));
             }
         };
         let key = uuid::Uuid::new_v4().to_string();
@@ -554,13 +542,11 @@ impl Prepared {
         let healed = proxy.heal().await;
         let down = proxy.down().await;
         if let Some(e) = [cut, healed].into_iter().find_map(Result::err) {
-            r.status = Status::Inconclusive;
-            r.observed = "the toxic could not be set or removed".into();
-            r.detail = e;
-            return CaseResult {
-                rule: r,
-                ids: vec![],
-            };
+            return CaseResult::unread(super::inconclusive(
+                r,
+                "the toxic could not be set or removed",
+                e,
+            ));
         }
         let corr = corr.unwrap_or_default();
         let landed = self.probes.effects(&corr).await.map(|v| v.len()).ok();
@@ -586,19 +572,14 @@ impl Prepared {
             r.evidence.push(e);
         }
         if first.status.is_some() {
-            r.status = Status::Inconclusive;
-            r.observed = format!("the answer was not cut ({})", first.summary());
-            r.detail = "the proxy did not cut the answer, so nothing was tested".into();
-            return CaseResult {
-                rule: r,
-                ids: vec![],
-            };
+            return CaseResult::unread(super::inconclusive(
+                r,
+                format!("the answer was not cut ({})", first.summary()),
+                "the proxy did not cut the answer, so nothing was tested",
+            ));
         }
         let Some(ids) = self.count(&corr, &mut r).await else {
-            return CaseResult {
-                rule: r,
-                ids: vec![],
-            };
+            return CaseResult::unread(r);
         };
         r.observed = format!(
             "first answer lost (effects then: {}); retry {} after {} attempt(s); {} effect(s)",
@@ -610,11 +591,14 @@ impl Prepared {
         let mut wrong = Vec::new();
         if !self.success(&last) {
             wrong.push(format!("the retry ended with {}", last.summary()));
-        } else if landed == Some(1) && !self.missing_replay_headers(&last).is_empty() {
-            wrong.push(format!(
-                "the first request had taken effect, yet the retry's answer lacks {}",
-                self.missing_replay_headers(&last).join(", ")
-            ));
+        } else if landed == Some(1) {
+            let missing = self.missing_replay_headers(&last);
+            if !missing.is_empty() {
+                wrong.push(format!(
+                    "the first request had taken effect, yet the retry's answer lacks {}",
+                    missing.join(", ")
+                ));
+            }
         }
         if ids.len() != 1 {
             wrong.push(format!("{} effects for one key", ids.len()));
@@ -641,15 +625,13 @@ impl Prepared {
             .as_ref()
             .and_then(|i| i.proxies.get(dep).map(|p| (i, p.clone())))
         else {
-            r.status = Status::Inconclusive;
-            r.observed = "no Toxiproxy in front of it".into();
-            r.detail = format!(
-                "`{dep}` has no proxy in this environment (a run with --target starts none)"
-            );
-            return CaseResult {
-                rule: r,
-                ids: vec![],
-            };
+            return CaseResult::unread(super::inconclusive(
+                r,
+                "no Toxiproxy in front of it",
+                format!(
+                    "`{dep}` has no proxy in this environment (a run with --target starts none)"
+                ),
+            ));
         };
         let toxic = Toxic {
             name: CUT_TOXIC.into(),
@@ -669,13 +651,11 @@ impl Prepared {
             .into_iter()
             .find_map(Result::err)
         {
-            r.status = Status::Inconclusive;
-            r.observed = "the toxic could not be set or removed".into();
-            r.detail = e.to_string();
-            return CaseResult {
-                rule: r,
-                ids: vec![],
-            };
+            return CaseResult::unread(super::inconclusive(
+                r,
+                "the toxic could not be set or removed",
+                e.to_string(),
+            ));
         }
         let landed = self.probes.effects(&corr).await.map(|v| v.len()).ok();
         let retries = retry_until_settled(http, &req, self, self.spec.settle_within.0).await;
@@ -693,22 +673,17 @@ impl Prepared {
             ),
         ];
         if self.success(&first) {
-            r.status = Status::Inconclusive;
-            r.observed = format!(
-                "the request succeeded through the cut ({})",
-                first.summary()
-            );
-            r.detail = format!("the cut did not reach {dep}'s write, so nothing was tested");
-            return CaseResult {
-                rule: r,
-                ids: vec![],
-            };
+            return CaseResult::unread(super::inconclusive(
+                r,
+                format!(
+                    "the request succeeded through the cut ({})",
+                    first.summary()
+                ),
+                format!("the cut did not reach {dep}'s write, so nothing was tested"),
+            ));
         }
         let Some(ids) = self.count(&corr, &mut r).await else {
-            return CaseResult {
-                rule: r,
-                ids: vec![],
-            };
+            return CaseResult::unread(r);
         };
         r.observed = format!(
             "during the cut {} (effects then: {}); retry {} after {} attempt(s); {} effect(s)",
@@ -742,10 +717,7 @@ impl Prepared {
         let calls = match self.probes.calls().await {
             Ok(c) => c,
             Err(e) => {
-                r.status = Status::Inconclusive;
-                r.observed = "call log not read".into();
-                r.detail = e;
-                return r;
+                return super::inconclusive(r, "call log not read", e);
             }
         };
         let mut per: BTreeMap<&str, (usize, usize)> =
@@ -832,7 +804,7 @@ async fn retry_until_settled(
     }
 }
 
-/// Renders a header template that has no generators (bound defaults).
+/// Renders a bound template once, outside any case (the path, default headers).
 fn render(t: &Template) -> String {
     t.render(&TemplateContext {
         seq: &AtomicU64::new(0),

@@ -12,13 +12,11 @@ pub mod proxy;
 pub mod retries;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::contract::Contract;
 use crate::effects::KeySource;
 use crate::scenario::locate::Seg;
 use crate::scenario::{Body, Dur, Scenario, Template};
@@ -247,42 +245,31 @@ pub async fn run(
     };
     let started = Instant::now();
     let deadline = spec.timeout.0;
-    let contract = scenario
-        .contract
-        .as_ref()
-        .map(|c| Contract::load(Path::new(file), c))
-        .transpose()
-        .map_err(|e| FunctionalError {
-            file: file.to_owned(),
-            field: e.field.clone(),
-            message: e.message,
-        })?;
+    let err = |field: String, message: String| FunctionalError {
+        file: file.to_owned(),
+        field,
+        message,
+    };
+    let contract = scenario.openapi.as_deref();
     let mut ops = Vec::new();
     for (i, op) in spec.idempotency.iter().enumerate() {
         let field = |f: &str| format!("functional.idempotency[{i}].{f}");
         let found = contract
             .as_ref()
             .and_then(|c| c.by_id(&op.operation))
-            .ok_or_else(|| FunctionalError {
-                file: file.to_owned(),
-                field: field("operation"),
-                message: format!("the contract has no operation `{}`", op.operation),
+            .ok_or_else(|| {
+                err(
+                    field("operation"),
+                    format!("the contract has no operation `{}`", op.operation),
+                )
             })?;
         let prepared = idempotency::Prepared::new(op, found.method, &found.path, ctx, getenv)
-            .map_err(|(f, message)| FunctionalError {
-                file: file.to_owned(),
-                field: field(&f),
-                message,
-            })?;
+            .map_err(|(f, m)| err(field(&f), m))?;
         prepared
             .probes
             .check()
             .await
-            .map_err(|(f, message)| FunctionalError {
-                file: file.to_owned(),
-                field: field(&f),
-                message,
-            })?;
+            .map_err(|(f, m)| err(field(&f), m))?;
         ops.push(prepared);
     }
     let mut discipline = None;
@@ -290,28 +277,18 @@ pub async fn run(
         let op = ops
             .iter()
             .find(|p| p.spec.operation == rd.operation)
-            .ok_or_else(|| FunctionalError {
-                file: file.to_owned(),
-                field: "functional.retry_discipline.operation".into(),
-                message: format!(
-                    "`{}` is not among `functional.idempotency`; the retry check sends its request",
-                    rd.operation
-                ),
+            .ok_or_else(|| {
+                err(
+                    "functional.retry_discipline.operation".into(),
+                    format!(
+                        "`{}` is not among `functional.idempotency`; the retry check sends its request",
+                        rd.operation
+                    ),
+                )
             })?;
-        let prepared =
-            retries::Prepared::new(rd, &ctx.endpoints).map_err(|(f, message)| FunctionalError {
-                file: file.to_owned(),
-                field: format!("functional.retry_discipline.{f}"),
-                message,
-            })?;
-        prepared
-            .check()
-            .await
-            .map_err(|(f, message)| FunctionalError {
-                file: file.to_owned(),
-                field: format!("functional.retry_discipline.{f}"),
-                message,
-            })?;
+        let rd_err = |(f, m): (String, String)| err(format!("functional.retry_discipline.{f}"), m);
+        let prepared = retries::Prepared::new(rd, &ctx.endpoints).map_err(rd_err)?;
+        prepared.check().await.map_err(rd_err)?;
         discipline = Some((prepared, op));
     }
 
@@ -374,9 +351,21 @@ pub async fn run(
     Ok(Outcome { rules, took })
 }
 
+/// `r` marked inconclusive: the check could not be made, for the reason `detail`.
+fn inconclusive(
+    mut r: RuleResult,
+    observed: impl Into<String>,
+    detail: impl Into<String>,
+) -> RuleResult {
+    r.status = crate::verdict::Status::Inconclusive;
+    r.observed = observed.into();
+    r.detail = detail.into();
+    r
+}
+
 /// Checks that need the contract and the environment section, when the scenario is read. Each
 /// failure carries the path of the field to blame.
-pub(crate) fn validate(s: &Scenario, file: &Path) -> Result<(), (Vec<Seg>, String)> {
+pub(crate) fn validate(s: &Scenario) -> Result<(), (Vec<Seg>, String)> {
     let Some(spec) = &s.functional else {
         return Ok(());
     };
@@ -387,15 +376,13 @@ pub(crate) fn validate(s: &Scenario, file: &Path) -> Result<(), (Vec<Seg>, Strin
             "names no check: give `idempotency` or `retry_discipline`".into(),
         ));
     }
-    let Some(cspec) = &s.contract else {
+    let Some(contract) = &s.openapi else {
         return Err((
             vec![k("functional")],
             "functional checks look operations up in the contract: add `contract: { openapi: ... }`"
                 .into(),
         ));
     };
-    let contract =
-        Contract::load(file, cspec).map_err(|e| (vec![k("contract"), k("openapi")], e.message))?;
     let deps: Vec<&str> = match &s.environment {
         crate::env::EnvironmentSpec::Testcontainers(c) => {
             c.dependencies.iter().map(|d| d.name()).collect()

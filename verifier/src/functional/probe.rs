@@ -63,13 +63,13 @@ pub struct CallLog {
     pub at: String,
 }
 
-fn default_calls() -> String {
+pub(super) fn default_calls() -> String {
     "/calls".into()
 }
 fn default_status() -> String {
     "/status".into()
 }
-fn default_at() -> String {
+pub(super) fn default_at() -> String {
     "/at".into()
 }
 

@@ -63,18 +63,11 @@ pub struct AttemptLog {
     /// URL of the log; may use `${payments.control}`.
     pub url: String,
     /// JSON Pointer to the array of calls, oldest first.
-    #[serde(default = "default_calls")]
+    #[serde(default = "super::probe::default_calls")]
     pub calls: String,
     /// JSON Pointer, in one call, to its RFC 3339 time.
-    #[serde(default = "default_at")]
+    #[serde(default = "super::probe::default_at")]
     pub at: String,
-}
-
-fn default_calls() -> String {
-    "/calls".into()
-}
-fn default_at() -> String {
-    "/at".into()
 }
 
 /// One way to make the downstream fail.
@@ -311,10 +304,7 @@ impl Prepared {
         let engaged = match engaged {
             Ok(e) => e,
             Err(e) => {
-                r.status = Status::Inconclusive;
-                r.observed = "the fault could not be engaged".into();
-                r.detail = e;
-                return r;
+                return super::inconclusive(r, "the fault could not be engaged", e);
             }
         };
         let http = client::http(self.spec.timeout.0);
@@ -380,10 +370,7 @@ impl Prepared {
             return r;
         }
         if let Some(e) = problem {
-            r.status = Status::Inconclusive;
-            r.observed = "the call log could not be read".into();
-            r.detail = e;
-            return r;
+            return super::inconclusive(r, "the call log could not be read", e);
         }
         // The service must take requests again once the downstream is back.
         let (req, _) = op.render(&uuid::Uuid::new_v4().to_string());
@@ -472,9 +459,7 @@ async fn recover(
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let a = client::send(http, req).await;
-        let ok = a
-            .status
-            .is_some_and(|s| op.spec.expect.success.contains(&s));
+        let ok = op.success(&a);
         if ok || std::time::Instant::now() > deadline {
             return (ok, a.summary());
         }

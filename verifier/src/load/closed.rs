@@ -15,9 +15,7 @@ use goose::prelude::*;
 
 use super::cpu::CpuMark;
 use super::request::classify_chain;
-use super::{
-    Collector, EngineReport, Plan, Stop, capture_headers, capture_json, sent_headers, shown_headers,
-};
+use super::{Collector, EngineReport, Plan, Sent, Stop, capture_headers, capture_json};
 use crate::record::Outcome;
 use crate::scenario::{Load, Method, UserPhase};
 
@@ -184,10 +182,7 @@ async fn step(
         .effect
         .as_ref()
         .and_then(|t| t.key_of(&headers, body.as_ref().map(|(b, _)| &b[..])));
-    let sent = step
-        .conformance
-        .as_ref()
-        .map(|_| (headers.clone(), body.as_ref().map(|(b, c)| (b.clone(), *c))));
+    let sent = Sent::keep(step, &path, &headers, &body);
     let method = goose_method(step.method);
     let Ok(mut rb) = user.get_request_builder(&method, &path) else {
         return;
@@ -230,11 +225,7 @@ async fn step(
             Ok(r) => {
                 let status = r.status().as_u16();
                 let header_caps = capture_headers(&step.captures, r.headers());
-                let sampled = step
-                    .conformance
-                    .as_ref()
-                    .filter(|s| s.wants(status))
-                    .map(|_| shown_headers(r.headers()));
+                let sampled = sent.as_ref().and_then(|s| s.sample(status, r.headers()));
                 match r.bytes().await {
                     Err(e) => {
                         no_answer(effect_key);
@@ -244,22 +235,8 @@ async fn step(
                         )
                     }
                     Ok(b) => {
-                        if let (Some(sampler), Some(resp_headers), Some((headers, body))) =
-                            (&step.conformance, sampled, &sent)
-                        {
-                            sampler.offer(crate::contract::judge::Exchange {
-                                method: step.method,
-                                base: plan.target.base.clone(),
-                                path: path.clone(),
-                                request_headers: sent_headers(
-                                    headers,
-                                    body.as_ref().map(|(_, c)| *c),
-                                ),
-                                request_body: body.as_ref().map(|(b, _)| b.clone()),
-                                status,
-                                response_headers: resp_headers,
-                                body: b.clone(),
-                            });
+                        if let (Some(sent), Some(resp_headers)) = (&sent, sampled) {
+                            sent.offer(&plan.target.base, status, resp_headers, &b);
                         }
                         if let Some(t) = tap {
                             t.record(effect_key, Some(status), Some(&b));

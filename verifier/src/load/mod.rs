@@ -20,7 +20,7 @@ use crate::scenario::template::JsonTemplate;
 use crate::scenario::{self, Body, Capture, Method, Scenario, Template, TemplateContext};
 
 pub use request::{
-    Client, StepResult, capture_headers, capture_json, preflight, sent_headers, shown_headers,
+    Client, Sent, StepResult, capture_headers, capture_json, preflight, shown_headers,
 };
 
 /// A scenario made ready to run: target resolved, environment bound, endpoints numbered.

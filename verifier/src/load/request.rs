@@ -120,15 +120,7 @@ impl Client {
             .effect
             .as_ref()
             .and_then(|t| t.key_of(&headers, body.as_ref().map(|(b, _)| &b[..])));
-        // The request as sent, kept for the conformance sample's evidence (cheap clones: the
-        // header values and body are reference-counted).
-        let sent = step.conformance.as_ref().map(|_| {
-            (
-                path.clone(),
-                headers.clone(),
-                body.as_ref().map(|(b, c)| (b.clone(), *c)),
-            )
-        });
+        let sent = Sent::keep(step, &path, &headers, &body);
         // Origin form: the connection is already to the target; Host names it.
         let uri = if self.target.prefix.is_empty() {
             path
@@ -172,11 +164,7 @@ impl Client {
             let resp = conn.drive(pending).await.map_err(classify_hyper)?;
             let status = resp.status().as_u16();
             let header_caps = capture_headers(&step.captures, resp.headers());
-            let sampled = step
-                .conformance
-                .as_ref()
-                .filter(|s| s.wants(status))
-                .map(|_| shown_headers(resp.headers()));
+            let sampled = sent.as_ref().and_then(|s| s.sample(status, resp.headers()));
             // The body is always read to the end: the latency is to the last byte, and an
             // unread body would keep the connection from the next request.
             let bytes = conn
@@ -184,19 +172,8 @@ impl Client {
                 .await
                 .map_err(classify_hyper)?
                 .to_bytes();
-            if let (Some(sampler), Some(resp_headers), Some((path, headers, body))) =
-                (&step.conformance, sampled, &sent)
-            {
-                sampler.offer(crate::contract::judge::Exchange {
-                    method: step.method,
-                    base: self.target.base.clone(),
-                    path: path.clone(),
-                    request_headers: sent_headers(headers, body.as_ref().map(|(_, c)| *c)),
-                    request_body: body.as_ref().map(|(b, _)| b.clone()),
-                    status,
-                    response_headers: resp_headers,
-                    body: bytes.clone(),
-                });
+            if let (Some(sent), Some(resp_headers)) = (&sent, sampled) {
+                sent.offer(&self.target.base, status, resp_headers, &bytes);
             }
             Ok::<_, Outcome>((
                 status,
@@ -245,6 +222,60 @@ impl Client {
     }
 }
 
+/// A request as sent, kept while its answer is awaited for a conformance sample (only when the
+/// step has a sampler; the header values and body are reference-counted, so keeping them is
+/// cheap). Both engines use it.
+pub struct Sent<'s> {
+    step: &'s PlannedStep,
+    sampler: &'s crate::contract::conformance::Sampler,
+    path: String,
+    headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    body: Option<(Bytes, &'static str)>,
+}
+
+impl<'s> Sent<'s> {
+    /// `None` when the step is not judged against a contract.
+    pub fn keep(
+        step: &'s PlannedStep,
+        path: &str,
+        headers: &[(http::HeaderName, http::HeaderValue)],
+        body: &Option<(Bytes, &'static str)>,
+    ) -> Option<Sent<'s>> {
+        step.conformance.as_deref().map(|sampler| Sent {
+            step,
+            sampler,
+            path: path.to_owned(),
+            headers: headers.to_vec(),
+            body: body.clone(),
+        })
+    }
+
+    /// The response headers to keep when the sampler wants this answer (by status).
+    pub fn sample(&self, status: u16, headers: &http::HeaderMap) -> Option<Vec<(String, String)>> {
+        self.sampler.wants(status).then(|| shown_headers(headers))
+    }
+
+    /// Hands the sampled exchange to the validating thread.
+    pub fn offer(
+        &self,
+        base: &str,
+        status: u16,
+        response_headers: Vec<(String, String)>,
+        body: &Bytes,
+    ) {
+        self.sampler.offer(crate::contract::judge::Exchange {
+            method: self.step.method,
+            base: base.to_owned(),
+            path: self.path.clone(),
+            request_headers: sent_headers(&self.headers, self.body.as_ref().map(|(_, c)| *c)),
+            request_body: self.body.as_ref().map(|(b, _)| b.clone()),
+            status,
+            response_headers,
+            body: body.clone(),
+        });
+    }
+}
+
 /// Response headers a conformance sample keeps: the ones judging and evidence use.
 pub fn shown_headers(h: &http::HeaderMap) -> Vec<(String, String)> {
     const SHOWN: [&str; 4] = [
@@ -264,7 +295,7 @@ pub fn shown_headers(h: &http::HeaderMap) -> Vec<(String, String)> {
 }
 
 /// Request headers as text, with the body's content type, for a `curl` line.
-pub fn sent_headers(
+fn sent_headers(
     headers: &[(http::HeaderName, http::HeaderValue)],
     ctype: Option<&str>,
 ) -> Vec<(String, String)> {

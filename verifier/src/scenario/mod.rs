@@ -52,6 +52,10 @@ pub struct Scenario {
     /// The service's OpenAPI document, for functional checks and response conformance.
     #[serde(default)]
     pub contract: Option<crate::contract::ContractSpec>,
+    /// The document `contract` names, read once when the scenario is parsed.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub openapi: Option<std::sync::Arc<crate::contract::Contract>>,
     /// Functional checks run before load: idempotent retries, the service's retry discipline.
     #[serde(default)]
     pub functional: Option<crate::functional::FunctionalSpec>,
@@ -432,10 +436,20 @@ pub(crate) fn deserialize_located<T: serde::de::DeserializeOwned>(
 /// Parses and validates scenario text; `file` names it in errors and anchors the relative
 /// paths it holds (the contract).
 pub fn parse(file: &Path, text: &str) -> Result<Scenario, ScenarioError> {
-    let scenario: Scenario = deserialize_located(file, text)?;
+    let mut scenario: Scenario = deserialize_located(file, text)?;
     validate(&scenario)
-        .and_then(|()| crate::functional::validate(&scenario, file))
-        .and_then(|()| validate_contract(file, &scenario))
+        .and_then(|()| {
+            scenario.openapi = scenario
+                .contract
+                .as_ref()
+                .map(|spec| crate::contract::Contract::load(file, spec))
+                .transpose()
+                .map_err(|e| (vec![k("contract"), k("openapi")], e.message))?
+                .map(std::sync::Arc::new);
+            Ok(())
+        })
+        .and_then(|()| crate::functional::validate(&scenario))
+        .and_then(|()| validate_contract(&scenario))
         .map_err(|(path, message)| {
             let (line, column) = locate::locate(text, &path).unzip();
             ScenarioError {
@@ -451,8 +465,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Scenario, ScenarioError> {
 
 /// The contract parses, every step calls one of its operations, and the security section
 /// names operations it has.
-fn validate_contract(file: &Path, s: &Scenario) -> Result<(), (Vec<Seg>, String)> {
-    let Some(spec) = &s.contract else {
+fn validate_contract(s: &Scenario) -> Result<(), (Vec<Seg>, String)> {
+    let (Some(spec), Some(c)) = (&s.contract, &s.openapi) else {
         if s.security.is_some() {
             return Err((
                 vec![k("security")],
@@ -462,8 +476,6 @@ fn validate_contract(file: &Path, s: &Scenario) -> Result<(), (Vec<Seg>, String)
         }
         return Ok(());
     };
-    let c = crate::contract::Contract::load(file, spec)
-        .map_err(|e| (vec![k("contract"), k("openapi")], e.message))?;
     c.check_steps(s).map_err(|(ji, si, m)| {
         (
             vec![
@@ -484,7 +496,7 @@ fn validate_contract(file: &Path, s: &Scenario) -> Result<(), (Vec<Seg>, String)
         ));
     }
     if let Some(sec) = &s.security {
-        crate::security::validate(sec, &c).map_err(|(mut p, m)| {
+        crate::security::validate(sec, c).map_err(|(mut p, m)| {
             p.insert(0, k("security"));
             (p, m)
         })?;

@@ -99,13 +99,7 @@ async fn check_against(loaded: &super::Loaded, url: &str, lookback: std::time::D
         match preflight(&loaded.defs, &client, scale).await {
             Ok(()) => {}
             Err(PreflightError::Definition(d)) => {
-                let index = loaded
-                    .defs
-                    .triggers
-                    .iter()
-                    .position(|t| t.name == d.trigger)
-                    .unwrap_or_default();
-                eprintln!("{}", loaded.condition_error(index, d.message));
+                eprintln!("{}", loaded.bad_definition(d));
                 return exit_codes::USAGE;
             }
             Err(PreflightError::Unavailable(e)) => {

@@ -397,15 +397,7 @@ async fn preflight(loaded: &Loaded, client: &Client) -> Result<(), PrepareError>
     match super::eval::preflight(&loaded.defs, client, Scale::Drill).await {
         Ok(()) => {}
         Err(PreflightError::Definition(d)) => {
-            let index = loaded
-                .defs
-                .triggers
-                .iter()
-                .position(|t| t.name == d.trigger)
-                .unwrap_or_default();
-            return Err(PrepareError::Definition(
-                loaded.condition_error(index, d.message),
-            ));
+            return Err(PrepareError::Definition(loaded.bad_definition(d)));
         }
         Err(PreflightError::Unavailable(e)) => {
             return Err(PrepareError::Environment(e.to_string()));
@@ -1061,6 +1053,11 @@ fn source_words(source: &str) -> &'static str {
     }
 }
 
+/// A table cell: `12.3 s`, or `-` when the trigger did not fire.
+fn seconds_or_dash(s: Option<f64>) -> String {
+    s.map_or_else(|| "-".into(), |s| format!("{s:.1} s"))
+}
+
 /// The summary.md section.
 pub fn markdown(o: &mut String, r: &TriggerReport) {
     use std::fmt::Write as _;
@@ -1083,8 +1080,7 @@ pub fn markdown(o: &mut String, r: &TriggerReport) {
             t.name,
             t.source,
             t.result.as_str(),
-            t.fired_at_s
-                .map_or_else(|| "-".into(), |s| format!("{s:.1} s")),
+            seconds_or_dash(t.fired_at_s),
             t.firing_s
                 .iter()
                 .map(|(a, b)| format!("{a:.1}–{b:.1} s"))
@@ -1109,8 +1105,7 @@ pub fn markdown(o: &mut String, r: &TriggerReport) {
                 d.within_s
                     .map(|w| format!(" within {w} s"))
                     .unwrap_or_default(),
-                d.detected_after_s
-                    .map_or_else(|| "-".into(), |s| format!("{s:.1} s")),
+                seconds_or_dash(d.detected_after_s),
                 d.status.as_str()
             );
         }

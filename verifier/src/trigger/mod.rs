@@ -394,7 +394,7 @@ impl Loaded {
     }
 
     /// The field path of a trigger's condition, for errors found by evaluating it.
-    pub fn condition_error(&self, index: usize, message: String) -> DefinitionError {
+    fn condition_error(&self, index: usize, message: String) -> DefinitionError {
         let t = &self.defs.triggers[index];
         self.error_at(
             &[
@@ -405,6 +405,17 @@ impl Loaded {
             ],
             message,
         )
+    }
+
+    /// A trigger Prometheus refused, located at that trigger's condition.
+    pub fn bad_definition(&self, bad: eval::BadDefinition) -> DefinitionError {
+        let index = self
+            .defs
+            .triggers
+            .iter()
+            .position(|t| t.name == bad.trigger)
+            .unwrap_or_default();
+        self.condition_error(index, bad.message)
     }
 
     /// Every metric family the triggers read must be among `exported` (names as the service

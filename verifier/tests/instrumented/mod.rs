@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use verifier::env::containers::LogCapture;
+
+use super::support;
 
 pub const BUCKETS: [f64; 13] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -79,18 +79,9 @@ impl Drop for Standin {
 }
 
 pub async fn start() -> Standin {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let state = Arc::new(State::default());
     let st = state.clone();
-    let task = tokio::spawn(async move {
-        while let Ok((sock, _)) = listener.accept().await {
-            let st = st.clone();
-            tokio::spawn(async move {
-                let _ = serve(sock, st).await;
-            });
-        }
-    });
+    let (url, task) = support::serve(move |req| respond(st.clone(), req)).await;
     Standin { url, state, task }
 }
 
@@ -101,13 +92,6 @@ fn hex(n: usize) -> String {
     }
     s.truncate(n);
     s
-}
-
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim().eq_ignore_ascii_case(name).then_some(v.trim())
-    })
 }
 
 fn metrics_text(st: &State) -> String {
@@ -159,124 +143,96 @@ fn metrics_text(st: &State) -> String {
     o
 }
 
-async fn serve(mut sock: TcpStream, st: Arc<State>) -> std::io::Result<()> {
-    sock.set_nodelay(true)?;
-    let mut buf = Vec::with_capacity(4096);
-    loop {
-        let head_end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            let mut chunk = [0u8; 4096];
-            let n = sock.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-        let len: usize = header(&head, "content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        while buf.len() < head_end + len {
-            let mut chunk = [0u8; 4096];
-            let n = sock.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        let body = String::from_utf8_lossy(&buf[head_end..head_end + len]).to_string();
-        buf.drain(..head_end + len);
-        let mut parts = head.split_whitespace();
-        let method = parts.next().unwrap_or("").to_owned();
-        let path = parts.next().unwrap_or("").to_owned();
-        let path = path.split('?').next().unwrap_or("").to_owned();
+/// The answer to one request: `/metrics`, or an order route served, counted and logged.
+async fn respond(st: Arc<State>, req: support::Request) -> Option<String> {
+    let body = String::from_utf8_lossy(&req.body).to_string();
+    let method = req.method.clone();
+    let path = req.target.split('?').next().unwrap_or("").to_owned();
 
-        let mut extra = String::new();
-        let (status, body) = if path == "/metrics" {
-            (200, metrics_text(&st))
+    let mut extra = String::new();
+    let (status, body) = if path == "/metrics" {
+        (200, metrics_text(&st))
+    } else {
+        let start = Instant::now();
+        st.served.fetch_add(1, Ordering::SeqCst);
+        let delay = st.delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        let status: u16 = if st.failing.load(Ordering::SeqCst) {
+            500
+        } else if method == "POST" {
+            201
         } else {
-            let start = Instant::now();
-            st.served.fetch_add(1, Ordering::SeqCst);
-            let delay = st.delay_ms.load(Ordering::SeqCst);
-            if delay > 0 {
-                tokio::time::sleep(Duration::from_millis(delay)).await;
-            }
-            let status: u16 = if st.failing.load(Ordering::SeqCst) {
-                500
-            } else if method == "POST" {
-                201
-            } else {
-                200
-            };
-            let route = if let Some(rest) = path.strip_prefix("/v1/orders/") {
-                let _ = rest;
-                format!("{method} /v1/orders/{{id}}")
-            } else {
-                format!("{method} {path}")
-            };
-            let took = st
-                .report_ms
-                .lock()
-                .unwrap()
-                .map_or_else(|| start.elapsed().as_secs_f64(), |ms| ms / 1000.0);
-            {
-                let mut s = st.series.lock().unwrap();
-                let e = s
-                    .entry((route.clone(), method.clone(), format!("{}xx", status / 100)))
-                    .or_insert((0, [0; 13], 0.0));
-                e.0 += 1;
-                e.2 += took;
-                if let Some(i) = BUCKETS.iter().position(|le| took <= *le) {
-                    e.1[i] += 1;
-                }
-            }
-            let sent = header(&head, "traceparent")
-                .and_then(|t| t.split('-').nth(1))
-                .filter(|t| t.len() == 32)
-                .map(str::to_owned);
-            let trace_mode = *st.trace.lock().unwrap();
-            let trace_id = match (trace_mode, sent) {
-                (Trace::Continue, Some(t)) => t,
-                _ => hex(32),
-            };
-            if trace_mode != Trace::Nothing {
-                let _ = write!(extra, "traceresponse: 00-{trace_id}-{}-01\r\n", hex(16));
-            }
-            let request_id = if st.no_request_id.load(Ordering::SeqCst) {
-                String::new()
-            } else {
-                hex(16)
-            };
-            let mut line = format!(
-                r#"{{"time":"2026-01-01T00:00:00Z","level":"INFO","msg":"request","route":"{route}","status":{status},"trace_id":"{trace_id}","request_id":"{request_id}""#
-            );
-            if st.leak_email.load(Ordering::SeqCst)
-                && let Some(i) = body.find("\"customer_email\":\"")
-            {
-                let rest = &body[i + 18..];
-                let email = &rest[..rest.find('"').unwrap_or(0)];
-                let _ = write!(line, r#","customer_email":"{email}""#);
-            }
-            line.push('}');
-            st.logs.push(&line);
-            if st.text_logs.load(Ordering::SeqCst) {
-                st.logs.push(&format!("INFO request {route} {status}"));
-            }
-            (
-                status,
-                if status == 201 {
-                    format!(r#"{{"id":"ord-{}"}}"#, hex(8))
-                } else {
-                    r#"{"ok":true}"#.to_owned()
-                },
-            )
+            200
         };
-        let resp = format!(
-            "HTTP/1.1 {status} X\r\ncontent-type: text/plain\r\n{extra}content-length: {}\r\n\r\n{body}",
-            body.len()
+        let route = if let Some(rest) = path.strip_prefix("/v1/orders/") {
+            let _ = rest;
+            format!("{method} /v1/orders/{{id}}")
+        } else {
+            format!("{method} {path}")
+        };
+        let took = st
+            .report_ms
+            .lock()
+            .unwrap()
+            .map_or_else(|| start.elapsed().as_secs_f64(), |ms| ms / 1000.0);
+        {
+            let mut s = st.series.lock().unwrap();
+            let e = s
+                .entry((route.clone(), method.clone(), format!("{}xx", status / 100)))
+                .or_insert((0, [0; 13], 0.0));
+            e.0 += 1;
+            e.2 += took;
+            if let Some(i) = BUCKETS.iter().position(|le| took <= *le) {
+                e.1[i] += 1;
+            }
+        }
+        let sent = req
+            .header("traceparent")
+            .and_then(|t| t.split('-').nth(1))
+            .filter(|t| t.len() == 32)
+            .map(str::to_owned);
+        let trace_mode = *st.trace.lock().unwrap();
+        let trace_id = match (trace_mode, sent) {
+            (Trace::Continue, Some(t)) => t,
+            _ => hex(32),
+        };
+        if trace_mode != Trace::Nothing {
+            let _ = write!(extra, "traceresponse: 00-{trace_id}-{}-01\r\n", hex(16));
+        }
+        let request_id = if st.no_request_id.load(Ordering::SeqCst) {
+            String::new()
+        } else {
+            hex(16)
+        };
+        let mut line = format!(
+            r#"{{"time":"2026-01-01T00:00:00Z","level":"INFO","msg":"request","route":"{route}","status":{status},"trace_id":"{trace_id}","request_id":"{request_id}""#
         );
-        sock.write_all(resp.as_bytes()).await?;
-    }
+        if st.leak_email.load(Ordering::SeqCst)
+            && let Some(i) = body.find("\"customer_email\":\"")
+        {
+            let rest = &body[i + 18..];
+            let email = &rest[..rest.find('"').unwrap_or(0)];
+            let _ = write!(line, r#","customer_email":"{email}""#);
+        }
+        line.push('}');
+        st.logs.push(&line);
+        if st.text_logs.load(Ordering::SeqCst) {
+            st.logs.push(&format!("INFO request {route} {status}"));
+        }
+        (
+            status,
+            if status == 201 {
+                format!(r#"{{"id":"ord-{}"}}"#, hex(8))
+            } else {
+                r#"{"ok":true}"#.to_owned()
+            },
+        )
+    };
+    let resp = format!(
+        "HTTP/1.1 {status} X\r\ncontent-type: text/plain\r\n{extra}content-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    Some(resp)
 }

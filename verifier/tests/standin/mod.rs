@@ -10,8 +10,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+
+use super::support;
 
 pub const SECRET: &str = "stand-in-secret-0123456789abcdef0123456789";
 
@@ -81,22 +81,13 @@ impl Drop for StandIn {
 }
 
 pub async fn start(breaks: &[Break]) -> StandIn {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let st = Arc::new(State {
         breaks: breaks.iter().copied().collect(),
         orders: Mutex::new(HashMap::new()),
         windows: Mutex::new(HashMap::new()),
         limit_per_second: 150,
     });
-    let task = tokio::spawn(async move {
-        while let Ok((sock, _)) = listener.accept().await {
-            let st = st.clone();
-            tokio::spawn(async move {
-                let _ = serve(sock, st).await;
-            });
-        }
-    });
+    let (url, task) = support::serve(move |req| respond(st.clone(), req)).await;
     StandIn { url, task }
 }
 
@@ -160,71 +151,42 @@ fn ok(status: u16, v: &Value) -> Resp {
     }
 }
 
-async fn serve(mut sock: TcpStream, st: Arc<State>) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(8192);
-    loop {
-        let head_end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            let mut chunk = [0u8; 8192];
-            let n = sock.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-        let mut lines = head.split("\r\n");
-        let mut first = lines.next().unwrap_or("").split_whitespace();
-        let method = first.next().unwrap_or("").to_owned();
-        let target = first.next().unwrap_or("").to_owned();
-        let headers: HashMap<String, String> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            .collect();
-        let len: usize = headers
-            .get("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        while buf.len() < head_end + len {
-            let mut chunk = [0u8; 65536];
-            let n = sock.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        let body = buf[head_end..head_end + len].to_vec();
-        buf.drain(..head_end + len);
-        let (path, query) = match target.split_once('?') {
-            Some((p, q)) => (p.to_owned(), q.to_owned()),
-            None => (target.clone(), String::new()),
-        };
-        let req = Req {
-            method,
-            path,
-            query,
-            headers,
-            body,
-        };
-        if st.breaks.contains(&Break::Slow) {
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        }
-        let r = handle(&st, &req);
-        let mut out = format!(
-            "HTTP/1.1 {} X\r\ncontent-type: {}\r\ncontent-length: {}\r\n",
-            r.status,
-            r.ctype,
-            r.body.len()
-        );
-        for (n, v) in &r.headers {
-            out.push_str(&format!("{n}: {v}\r\n"));
-        }
-        out.push_str("\r\n");
-        out.push_str(&r.body);
-        sock.write_all(out.as_bytes()).await?;
+/// Parses one request into a [`Req`] and answers it.
+async fn respond(st: Arc<State>, req: support::Request) -> Option<String> {
+    let headers: HashMap<String, String> = req
+        .head
+        .split("\r\n")
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let (path, query) = match req.target.split_once('?') {
+        Some((p, q)) => (p.to_owned(), q.to_owned()),
+        None => (req.target.clone(), String::new()),
+    };
+    let req = Req {
+        method: req.method,
+        path,
+        query,
+        headers,
+        body: req.body,
+    };
+    if st.breaks.contains(&Break::Slow) {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
+    let r = handle(&st, &req);
+    let mut out = format!(
+        "HTTP/1.1 {} X\r\ncontent-type: {}\r\ncontent-length: {}\r\n",
+        r.status,
+        r.ctype,
+        r.body.len()
+    );
+    for (n, v) in &r.headers {
+        out.push_str(&format!("{n}: {v}\r\n"));
+    }
+    out.push_str("\r\n");
+    out.push_str(&r.body);
+    Some(out)
 }
 
 /// The tenant of a valid token, as the service's rules say (with the breaks applied).
