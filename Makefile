@@ -58,7 +58,7 @@ test-rust:
 	@echo "== rust: fmt, clippy, tests (verifier)"
 	@cargo fmt --all --check
 	@cargo clippy --workspace --all-targets --locked -- -D warnings
-	@cargo test --workspace --locked
+	@cargo test --workspace --locked --no-fail-fast
 
 build:
 	@cd $(SERVICE) && go build -o ../target/bin/ ./cmd/...

@@ -58,10 +58,8 @@ budgets:
             .await
             .map_err(|e| e.to_string())?;
         let r = &out.report;
-        assert_eq!(
-            r.overall.requests, 400,
-            "a 2 s plan at 200/s is 400 arrivals"
-        );
+        // A 2 s plan at 200/s is 400 arrivals.
+        all_arrivals_accounted(r, 400)?;
         assert_eq!(r.overall.errors, 0);
         assert!(out.files.iter().all(|f| f.exists()));
         // 5 ms of service time, plus loopback and scheduling: never below, not far above.
@@ -138,7 +136,7 @@ budgets:
             .await
             .map_err(|e| e.to_string())?;
         let r = &out.report;
-        assert_eq!(r.overall.requests, 2000);
+        all_arrivals_accounted(r, 2000)?;
         assert_eq!(r.overall.errors, 0);
         // The schedule alone ignores one thing: after the stall the backlog drains through
         // the in-flight cap at the speed of this (debug, shared) machine, which can only
@@ -184,6 +182,26 @@ budgets:
     .await;
 }
 
+/// Every planned arrival is either sent or counted as missed, exactly. An arrival due in the
+/// plan's last moment that a busy machine starts after the plan's end is missed, as in wrk2;
+/// a few of those are the machine, more would be the engine.
+fn all_arrivals_accounted(r: &verifier::report::Report, planned: u64) -> Result<(), String> {
+    let g = &r.generator;
+    assert_eq!(
+        r.overall.requests + g.missed_arrivals,
+        planned,
+        "sent {} + missed {} must be the {planned} planned",
+        r.overall.requests,
+        g.missed_arrivals
+    );
+    ensure!(
+        g.missed_arrivals * 100 <= planned,
+        "{} of {planned} arrivals missed",
+        g.missed_arrivals
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timer_does_not_quantize_latency_at_one_millisecond() {
     let _serial = support::SERIAL.lock().await;
@@ -206,7 +224,7 @@ load:
             .await
             .map_err(|e| e.to_string())?;
         let r = &out.report;
-        assert_eq!(r.overall.requests, 1000);
+        all_arrivals_accounted(r, 1000)?;
         assert_eq!(
             r.verdict.status,
             Status::Inconclusive,
