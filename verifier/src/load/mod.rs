@@ -88,6 +88,55 @@ pub struct PlannedStep {
     pub effect: Option<Arc<EffectTap>>,
     /// Samples responses for contract conformance, when the scenario names a contract.
     pub conformance: Option<Arc<crate::contract::conformance::Sampler>>,
+    /// The request, rendered once at planning, when nothing in the step varies.
+    pub fixed: Option<Arc<FixedRequest>>,
+}
+
+/// A step's request with nothing to render: what the open engine sends is cloned from it, so
+/// a fixed step costs no template rendering, URI parsing or header map building per request.
+#[derive(Debug)]
+pub struct FixedRequest {
+    pub rendered: RenderedRequest,
+    pub method: http::Method,
+    /// The origin-form URI, with the target's path prefix.
+    pub uri: http::Uri,
+    /// Host, the step's headers and the body's content type.
+    pub headers: http::HeaderMap,
+}
+
+impl FixedRequest {
+    fn of(step: &PlannedStep, target: &Target) -> Option<FixedRequest> {
+        let body_fixed = match &step.body {
+            None => true,
+            Some(PlannedBody::Json(j)) => j.is_fixed(),
+            Some(PlannedBody::Text(t)) => t.is_literal(),
+        };
+        if !(step.path.is_literal()
+            && step.headers.iter().all(|(_, t)| t.is_literal())
+            && body_fixed)
+        {
+            return None;
+        }
+        let rendered = step.render(&AtomicU64::new(0), &HashMap::new());
+        let uri = http::Uri::try_from(format!("{}{}", target.prefix, rendered.0)).ok()?;
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::HOST,
+            HeaderValue::try_from(&target.authority).ok()?,
+        );
+        for (n, v) in &rendered.1 {
+            headers.append(n.clone(), v.clone());
+        }
+        if let Some((_, ctype)) = &rendered.2 {
+            headers.append(http::header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+        }
+        Some(FixedRequest {
+            method: http::Method::from_bytes(step.method.as_str().as_bytes()).ok()?,
+            rendered,
+            uri,
+            headers,
+        })
+    }
 }
 
 /// Notes how each effect-creating request ended, for the nothing-lost invariants: its
@@ -210,7 +259,10 @@ impl Plan {
                     expect_status: st.expect_status.clone(),
                     effect: None,
                     conformance: None,
+                    fixed: None,
                 });
+                let last = steps.len() - 1;
+                steps[last].fixed = FixedRequest::of(&steps[last], &target).map(Arc::new);
             }
             journeys.push(PlannedJourney {
                 name: j.name.clone(),

@@ -96,13 +96,42 @@ impl Client {
             .map_err(|_| Outcome::Connect)?
             .map_err(|_| Outcome::Connect)?;
             let _ = stream.set_nodelay(true);
-            let (sender, driver) = http1::handshake(TokioIo::new(stream))
+            let (sender, driver) = http1::Builder::new()
+                .writev(false)
+                .read_buf_exact_size(Some(8192))
+                .handshake(TokioIo::new(stream))
                 .await
                 .map_err(|_| Outcome::Connect)?;
             conn.sender = Some(sender);
             conn.driver = Some(Box::pin(driver));
         }
         conn.sender.as_mut().ok_or(Outcome::Connect)
+    }
+
+    /// A request rendered for this send.
+    fn build(
+        &self,
+        step: &PlannedStep,
+        path: &str,
+        headers: &[(http::HeaderName, http::HeaderValue)],
+        body: &Option<(Bytes, &'static str)>,
+    ) -> Result<http::Request<Full<Bytes>>, http::Error> {
+        // Origin form: the connection is already to the target; Host names it.
+        let mut b = http::Request::builder()
+            .method(step.method.as_str())
+            .uri(format!("{}{}", self.target.prefix, path))
+            .header(http::header::HOST, self.target.authority.as_str());
+        for (n, v) in headers {
+            b = b.header(n, v);
+        }
+        let payload = match body {
+            Some((bytes, ctype)) => {
+                b = b.header(http::header::CONTENT_TYPE, *ctype);
+                bytes.clone()
+            }
+            None => Bytes::new(),
+        };
+        b.body(Full::new(payload))
     }
 
     /// Sends one step and stores its captures into `vars`. `start` is when the clock starts
@@ -115,43 +144,43 @@ impl Client {
         vars: &mut HashMap<String, String>,
         start: Instant,
     ) -> StepResult {
-        let (path, headers, body) = step.render(seq, vars);
+        let rendered;
+        let (path, headers, body) = match &step.fixed {
+            Some(f) => (&f.rendered.0, &f.rendered.1, &f.rendered.2),
+            None => {
+                rendered = step.render(seq, vars);
+                (&rendered.0, &rendered.1, &rendered.2)
+            }
+        };
         let effect_key = step
             .effect
             .as_ref()
-            .and_then(|t| t.key_of(&headers, body.as_ref().map(|(b, _)| &b[..])));
-        let sent = Sent::keep(step, &path, &headers, &body);
-        // Origin form: the connection is already to the target; Host names it.
-        let uri = if self.target.prefix.is_empty() {
-            path
-        } else {
-            format!("{}{}", self.target.prefix, path)
-        };
-        let mut b = http::Request::builder()
-            .method(step.method.as_str())
-            .uri(uri)
-            .header(http::header::HOST, self.target.authority.as_str());
-        for (n, v) in headers {
-            b = b.header(n, v);
-        }
-        let payload = match body {
-            Some((bytes, ctype)) => {
-                b = b.header(http::header::CONTENT_TYPE, ctype);
-                bytes
+            .and_then(|t| t.key_of(headers, body.as_ref().map(|(b, _)| &b[..])));
+        let sent = Sent::keep(step, path, headers, body);
+        let req = match &step.fixed {
+            Some(f) => {
+                let mut req = http::Request::new(Full::new(
+                    f.rendered
+                        .2
+                        .as_ref()
+                        .map(|(b, _)| b.clone())
+                        .unwrap_or_default(),
+                ));
+                *req.method_mut() = f.method.clone();
+                *req.uri_mut() = f.uri.clone();
+                *req.headers_mut() = f.headers.clone();
+                Ok(req)
             }
-            None => Bytes::new(),
+            None => self.build(step, path, headers, body),
         };
-        let req = match b.body(Full::new(payload)) {
-            Ok(r) => r,
-            Err(_) => {
-                let end = Instant::now();
-                return StepResult {
-                    outcome: Outcome::Other,
-                    end,
-                    latency: end - start,
-                    status: None,
-                };
-            }
+        let Ok(req) = req else {
+            let end = Instant::now();
+            return StepResult {
+                outcome: Outcome::Other,
+                end,
+                latency: end - start,
+                status: None,
+            };
         };
         let need_body = step.effect.is_some()
             || step
@@ -167,11 +196,19 @@ impl Client {
             let sampled = sent.as_ref().and_then(|s| s.sample(status, resp.headers()));
             // The body is always read to the end: the latency is to the last byte, and an
             // unread body would keep the connection from the next request.
-            let bytes = conn
-                .drive(resp.into_body().collect())
-                .await
-                .map_err(classify_hyper)?
-                .to_bytes();
+            let bytes = if need_body || sampled.is_some() {
+                conn.drive(resp.into_body().collect())
+                    .await
+                    .map_err(classify_hyper)?
+                    .to_bytes()
+            } else {
+                // Nothing reads it: drop each chunk as it comes, without gathering them.
+                let mut body = resp.into_body();
+                while let Some(frame) = conn.drive(body.frame()).await {
+                    frame.map_err(classify_hyper)?;
+                }
+                Bytes::new()
+            };
             if let (Some(sent), Some(resp_headers)) = (&sent, sampled) {
                 sent.offer(&self.target.base, status, resp_headers, &bytes);
             }
@@ -387,5 +424,66 @@ pub async fn preflight(target: &Target, connect_timeout: Duration) -> Result<(),
             target.base,
             connect_timeout.as_millis()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::Plan;
+
+    fn plan(steps: &str) -> Plan {
+        let yaml = format!(
+            "name: t\njourneys:\n  - name: j\n    steps:\n{steps}\nload:\n  open:\n    phases: [{{ steady: {{ rate: 1, duration: 1s }} }}]\n"
+        );
+        let s = crate::scenario::parse(std::path::Path::new("t.yaml"), &yaml).unwrap();
+        Plan::new(&s, Some("http://127.0.0.1:9/base"), &|_| Some("tok".into())).unwrap()
+    }
+
+    #[test]
+    fn a_fixed_request_is_the_rendered_one() {
+        let p = plan(
+            r#"      - name: a
+        method: POST
+        path: /orders
+        headers: { Authorization: "Bearer ${env.T}", X-Tag: fixed }
+        body: { json: { sku: A-1, qty: [1, 2] } }"#,
+        );
+        let step = &p.journeys[0].steps[0];
+        let fixed = step.fixed.as_ref().expect("nothing in the step varies");
+        let client = Client::new(
+            p.target.clone(),
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
+        let (path, headers, body) = &fixed.rendered;
+        let built = client.build(step, path, headers, body).unwrap();
+        assert_eq!(fixed.method, built.method());
+        assert_eq!(fixed.uri, *built.uri());
+        assert_eq!(fixed.uri, "/base/orders");
+        assert_eq!(&fixed.headers, built.headers());
+        assert_eq!(fixed.headers["host"], "127.0.0.1:9");
+        assert_eq!(fixed.headers["authorization"], "Bearer tok");
+        assert_eq!(fixed.headers["content-type"], "application/json");
+        assert_eq!(
+            body.as_ref().unwrap().0,
+            &br#"{"qty":[1,2],"sku":"A-1"}"#[..]
+        );
+    }
+
+    #[test]
+    fn a_step_with_anything_to_render_is_rendered_per_request() {
+        let p = plan(
+            r#"      - { name: a, method: GET, path: "/orders/${seq}" }
+      - { name: b, method: GET, path: /x, headers: { Idempotency-Key: "${uuid}" } }
+      - { name: c, method: POST, path: /x, body: { json: { n: "${seq}" } } }
+      - { name: d, method: GET, path: /x }"#,
+        );
+        let fixed: Vec<bool> = p.journeys[0]
+            .steps
+            .iter()
+            .map(|s| s.fixed.is_some())
+            .collect();
+        assert_eq!(fixed, [false, false, false, true]);
     }
 }

@@ -68,6 +68,11 @@ impl Template {
         &self.parts
     }
 
+    /// True when nothing in it varies between renders.
+    pub fn is_literal(&self) -> bool {
+        self.parts.iter().all(|p| matches!(p, Part::Lit(_)))
+    }
+
     pub fn starts_with_slash(&self) -> bool {
         matches!(self.parts.first(), Some(Part::Lit(l)) if l.starts_with('/'))
     }
@@ -280,6 +285,16 @@ impl JsonTemplate {
                     .collect::<Result<_, String>>()?,
             ),
         })
+    }
+
+    /// True when nothing in it varies between renders.
+    pub fn is_fixed(&self) -> bool {
+        match self {
+            JsonTemplate::Fixed(_) => true,
+            JsonTemplate::Str(_) | JsonTemplate::Num(_) => false,
+            JsonTemplate::Array(a) => a.iter().all(JsonTemplate::is_fixed),
+            JsonTemplate::Object(o) => o.iter().all(|(_, v)| v.is_fixed()),
+        }
     }
 
     pub fn render(&self, ctx: &TemplateContext<'_>) -> serde_json::Value {
