@@ -135,9 +135,23 @@ pub fn main() -> ExitCode {
 pub fn validate(files: &[PathBuf]) -> u8 {
     let mut code = exit_codes::PASS;
     for f in files {
-        match crate::scenario::load_file(f) {
-            Ok(s) => println!(
-                "{}: ok ({} model, {} journeys, {} endpoints, {:.0} s of load)",
+        // The trigger file a scenario names is part of it: a bad definition there is exit 2
+        // here as in `run`, before any load. Checks against the running service stay in `run`.
+        let checked = crate::scenario::load_file(f).and_then(|s| {
+            let triggers = match &s.triggers {
+                Some(t) => Some(
+                    crate::trigger::gate::load_checked(t, f)?
+                        .defs
+                        .triggers
+                        .len(),
+                ),
+                None => None,
+            };
+            Ok((s, triggers))
+        });
+        match checked {
+            Ok((s, triggers)) => println!(
+                "{}: ok ({} model, {} journeys, {} endpoints, {:.0} s of load{})",
                 f.display(),
                 match s.load {
                     crate::scenario::Load::Open(_) => "open",
@@ -145,7 +159,8 @@ pub fn validate(files: &[PathBuf]) -> u8 {
                 },
                 s.journeys.len(),
                 s.endpoints().len(),
-                s.planned_duration().as_secs_f64()
+                s.planned_duration().as_secs_f64(),
+                triggers.map_or_else(String::new, |n| format!(", {n} triggers"))
             ),
             Err(e) => {
                 eprintln!("{e}");

@@ -48,6 +48,76 @@ fn validate_rejects_a_bad_file_with_exit_2_and_a_position() {
 }
 
 #[test]
+fn validate_checks_the_trigger_file_a_scenario_names() {
+    let out = Command::new(BIN)
+        .arg("validate")
+        .arg(scenarios().join("chaos-drill.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("triggers)"), "{stdout}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = |triggers: &str| {
+        let p = dir.path().join("scenario.yaml");
+        std::fs::write(
+            &p,
+            format!(
+                "name: x\ntarget: http://127.0.0.1:9\njourneys:\n  - name: j\n    steps:\n      \
+                 - {{name: s, method: GET, path: /}}\nload:\n  open:\n    phases:\n      \
+                 - steady: {{rate: 1, duration: 1s}}\ntriggers:\n{triggers}\n"
+            ),
+        )
+        .unwrap();
+        let out = Command::new(BIN).arg("validate").arg(&p).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    // The file is missing.
+    let (code, stderr) = scenario("  file: nowhere.yaml");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("nowhere.yaml"), "{stderr}");
+
+    // The file has a definition error: named with its position in the trigger file.
+    let triggers = |max: &str| {
+        format!(
+            "service: {{name: s, selector: 'job=\"s\"', requests: r_total, errors: 'code=\"5\"', \
+             latency: l}}\nslo: {{target: 0.999}}\ntime_scale: 60\ntriggers:\n  - name: A\n    \
+             severity: page\n    summary: a\n    condition: {{error_ratio: {{max: {max}, window: 5m}}}}\n"
+        )
+    };
+    std::fs::write(dir.path().join("t.yaml"), triggers("2")).unwrap();
+    let (code, stderr) = scenario("  file: t.yaml");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("t.yaml:") && stderr.contains("error_ratio"),
+        "{stderr}"
+    );
+
+    // The scenario expects a trigger the file does not define: located in the scenario.
+    std::fs::write(dir.path().join("t.yaml"), triggers("0.05")).unwrap();
+    let (code, stderr) = scenario("  file: t.yaml\n  expect:\n    healthy: {quiet: [A, Nope]}");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("scenario.yaml:")
+            && stderr.contains("triggers.expect.healthy.quiet[1]")
+            && stderr.contains("`Nope`"),
+        "{stderr}"
+    );
+    let (code, stderr) = scenario("  file: t.yaml\n  expect:\n    healthy: {quiet: [A]}");
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+#[test]
 fn usage_error_is_exit_2() {
     let out = Command::new(BIN)
         .args(["run", "--no-such-flag"])

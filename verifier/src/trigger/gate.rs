@@ -256,6 +256,51 @@ fn job_of(loaded: &Loaded) -> String {
         .map_or_else(|| loaded.defs.service.name.clone(), |m| m.value.clone())
 }
 
+/// The trigger file `spec` names (relative to `scenario_file`), parsed, with every trigger the
+/// scenario's `expect` lists found in it. What needs no service: `verifier validate` runs it too.
+pub fn load_checked(spec: &TriggerSpec, scenario_file: &Path) -> Result<Loaded, ScenarioError> {
+    let file = scenario_file
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(&spec.file);
+    let loaded = super::load_file(&file)?;
+    let known: BTreeSet<&str> = loaded
+        .defs
+        .triggers
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    for (fault, e) in &spec.expect {
+        for (field, list) in [("fire", &e.fire), ("quiet", &e.quiet)] {
+            for (i, name) in list.iter().enumerate() {
+                if !known.contains(name.as_str()) {
+                    let text = crate::scenario::read_file(scenario_file)?;
+                    let path = [
+                        k("triggers"),
+                        k("expect"),
+                        k(fault),
+                        k(field),
+                        locate::Seg::Index(i),
+                    ];
+                    let (line, column) = locate::locate(&text, &path).unzip();
+                    return Err(ScenarioError {
+                        file: scenario_file.to_owned(),
+                        line,
+                        column,
+                        field: locate::display_path(&path),
+                        message: format!(
+                            "no trigger is named `{name}` in {} (known: {})",
+                            file.display(),
+                            known.iter().copied().collect::<Vec<_>>().join(", ")
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    Ok(loaded)
+}
+
 impl Gate {
     /// Loads and checks the triggers of `spec` (from `scenario_file`) against the service at
     /// `target` (a base URL whose `/metrics` is read).
@@ -264,45 +309,7 @@ impl Gate {
         scenario_file: &Path,
         target: &str,
     ) -> Result<Gate, PrepareError> {
-        let file = scenario_file
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join(&spec.file);
-        let loaded = super::load_file(&file)?;
-        let known: BTreeSet<&str> = loaded
-            .defs
-            .triggers
-            .iter()
-            .map(|t| t.name.as_str())
-            .collect();
-        for (fault, e) in &spec.expect {
-            for (field, list) in [("fire", &e.fire), ("quiet", &e.quiet)] {
-                for (i, name) in list.iter().enumerate() {
-                    if !known.contains(name.as_str()) {
-                        let text = crate::scenario::read_file(scenario_file)?;
-                        let path = [
-                            k("triggers"),
-                            k("expect"),
-                            k(fault),
-                            k(field),
-                            locate::Seg::Index(i),
-                        ];
-                        let (line, column) = locate::locate(&text, &path).unzip();
-                        return Err(PrepareError::Definition(ScenarioError {
-                            file: scenario_file.to_owned(),
-                            line,
-                            column,
-                            field: locate::display_path(&path),
-                            message: format!(
-                                "no trigger is named `{name}` in {} (known: {})",
-                                file.display(),
-                                known.iter().copied().collect::<Vec<_>>().join(", ")
-                            ),
-                        }));
-                    }
-                }
-            }
-        }
+        let loaded = load_checked(spec, scenario_file)?;
         let metrics_url = format!("{}/metrics", target.trim_end_matches('/'));
         let http = reqwest::Client::new();
         let exposition = expo::scrape(&http, &metrics_url, Duration::from_secs(5))
