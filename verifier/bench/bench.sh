@@ -10,12 +10,19 @@
 #
 # Installs what is missing (nginx and wrk from Debian, oha with cargo). Traffic goes only to
 # 127.0.0.1; every run is bounded by its duration. Environment knobs: BENCH_PORT,
-# BENCH_SECONDS (saturation run length), BENCH_CONNS, BENCH_TARGET_CPU, BENCH_GEN_CPU.
+# BENCH_SECONDS (saturation run length), BENCH_ROUNDS (saturation rounds, default 5),
+# BENCH_CONNS, BENCH_TARGET_CPU, BENCH_GEN_CPU.
+#
+# A shared or virtual machine drifts by 10-20 % within a minute, so the saturation runs go in
+# rounds, the four generators one after another in each (the open engine right after wrk), and
+# the table shows each one's median with its range; the open engine's ratios to wrk and oha are
+# taken within each round, then the median of those is printed.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PORT=${BENCH_PORT:-18080}
 SECONDS_RUN=${BENCH_SECONDS:-10}
+ROUNDS=${BENCH_ROUNDS:-5}
 CONNS=${BENCH_CONNS:-50}
 TARGET_CPU=${BENCH_TARGET_CPU:-0}
 GEN_CPU=${BENCH_GEN_CPU:-1}
@@ -86,7 +93,6 @@ run_verifier() { # scenario-file report-dir time-file
     timed "$3" "$VERIFIER" run "$1" --target "$URL" --report-dir "$2" --progress off >/dev/null 2>&1 || true
 }
 
-row() { printf '| %-22s | %12s | %14s | %10s | %9s |\n' "$@"; }
 
 main() {
     install_tools
@@ -95,44 +101,60 @@ main() {
     nginx_start '{"ok":true}'
     log "target: nginx on CPU $TARGET_CPU, generators on CPU $GEN_CPU, $CONNS connections, ${SECONDS_RUN}s runs"
 
-    declare -A REQ RPS CPU RSS
-
-    log "wrk"
-    timed "$WORK/wrk.time" wrk -t1 -c"$CONNS" -d"${SECONDS_RUN}s" "$URL/" >"$WORK/wrk.txt"
-    REQ[wrk]=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")
-    CPU[wrk]=$(cpu_of "$WORK/wrk.time"); RSS[wrk]=$(rss_mb_of "$WORK/wrk.time")
-
-    log "oha"
-    timed "$WORK/oha.time" oha -z "${SECONDS_RUN}s" -c "$CONNS" --no-tui --output-format json "$URL/" >"$WORK/oha.json"
-    REQ[oha]=$(jq '[.statusCodeDistribution[]] | add' "$WORK/oha.json")
-    CPU[oha]=$(cpu_of "$WORK/oha.time"); RSS[oha]=$(rss_mb_of "$WORK/oha.time")
-
-    log "verifier open engine (saturating: the schedule asks for far more than the target gives)"
-    scenario_open 500000 "$SECONDS_RUN" "$CONNS" >"$WORK/open.yaml"
-    run_verifier "$WORK/open.yaml" "$WORK/open" "$WORK/open.time"
-    REQ[open]=$(jq '.overall.requests' "$WORK/open/report.json")
-    CPU[open]=$(cpu_of "$WORK/open.time"); RSS[open]=$(rss_mb_of "$WORK/open.time")
-
-    log "verifier closed engine (goose, $CONNS users, no think time)"
-    scenario_closed "$CONNS" "$SECONDS_RUN" >"$WORK/closed.yaml"
-    run_verifier "$WORK/closed.yaml" "$WORK/closed" "$WORK/closed.time"
-    REQ[closed]=$(jq '.overall.requests' "$WORK/closed/report.json")
-    CPU[closed]=$(cpu_of "$WORK/closed.time"); RSS[closed]=$(rss_mb_of "$WORK/closed.time")
+    declare -A REQ CPU RSS PER
+    # One saturation run of generator $1 in round $2: sets REQ, CPU, RSS and appends to PER.
+    saturate() {
+        local g=$1 r=$2
+        case $g in
+        wrk)
+            timed "$WORK/wrk.time" wrk -t1 -c"$CONNS" -d"${SECONDS_RUN}s" "$URL/" >"$WORK/wrk.txt"
+            REQ[wrk]=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt") ;;
+        oha)
+            timed "$WORK/oha.time" oha -z "${SECONDS_RUN}s" -c "$CONNS" --no-tui --output-format json "$URL/" >"$WORK/oha.json"
+            REQ[oha]=$(jq '[.statusCodeDistribution[]] | add' "$WORK/oha.json") ;;
+        open)
+            scenario_open 500000 "$SECONDS_RUN" "$CONNS" >"$WORK/open.yaml"
+            rm -rf "$WORK/open"
+            run_verifier "$WORK/open.yaml" "$WORK/open" "$WORK/open.time"
+            REQ[open]=$(jq '.overall.requests' "$WORK/open/report.json") ;;
+        closed)
+            scenario_closed "$CONNS" "$SECONDS_RUN" >"$WORK/closed.yaml"
+            rm -rf "$WORK/closed"
+            run_verifier "$WORK/closed.yaml" "$WORK/closed" "$WORK/closed.time"
+            REQ[closed]=$(jq '.overall.requests' "$WORK/closed/report.json") ;;
+        esac
+        CPU[$g]=$(cpu_of "$WORK/$g.time"); RSS[$g]=$(rss_mb_of "$WORK/$g.time")
+        local per
+        per=$(awk -v n="${REQ[$g]}" -v c="${CPU[$g]}" 'BEGIN {printf "%.0f", (c > 0 ? n / c : 0)}')
+        PER[$g]="${PER[$g]:-} $per"
+        log "round $r: $g ${REQ[$g]} requests, $per req/CPU-s"
+    }
+    local RATIO_WRK="" RATIO_OHA=""
+    for r in $(seq 1 "$ROUNDS"); do
+        for g in wrk open oha closed; do saturate "$g" "$r"; done
+        RATIO_WRK="${RATIO_WRK:-} $(awk -v a="${PER[open]##* }" -v b="${PER[wrk]##* }" 'BEGIN {printf "%.3f", a / b}')"
+        RATIO_OHA="${RATIO_OHA:-} $(awk -v a="${PER[open]##* }" -v b="${PER[oha]##* }" 'BEGIN {printf "%.3f", a / b}')"
+    done
+    # median and range of a list of numbers
+    med() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk -v f="${2:-%d}" '{a[NR] = $1} END {printf f, (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
+    range() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk -v f="${2:-%d}" 'NR == 1 {lo = $1} {hi = $1} END {printf f "-" f, lo, hi}'; }
 
     echo
-    echo "### Saturation (${SECONDS_RUN}s, $CONNS connections, nginx on one core)"
+    echo "### Saturation ($ROUNDS rounds of ${SECONDS_RUN}s, $CONNS connections, nginx on one core)"
     echo
-    row "generator" "requests" "req/s" "req/CPU-s" "RSS MB"
-    row "---" "---:" "---:" "---:" "---:"
+    printf '| %-23s | %9s | %14s | %13s | %6s |\n' "generator" "req/s" "req/CPU-s" "range" "RSS MB"
+    printf '| %-23s | %9s | %14s | %13s | %6s |\n' "---" "---:" "---:" "---:" "---:"
     for g in wrk oha open closed; do
         local name=$g
         [[ $g == open ]] && name="verifier open (hyper)"
         [[ $g == closed ]] && name="verifier closed (goose)"
-        row "$name" "${REQ[$g]}" \
+        printf '| %-23s | %9s | %14s | %13s | %6s |\n' "$name" \
             "$(awk -v n="${REQ[$g]}" -v s="$SECONDS_RUN" 'BEGIN {printf "%.0f", n / s}')" \
-            "$(awk -v n="${REQ[$g]}" -v c="${CPU[$g]}" 'BEGIN {printf "%.0f", (c > 0 ? n / c : 0)}')" \
-            "${RSS[$g]}"
+            "$(med "${PER[$g]}")" "$(range "${PER[$g]}")" "${RSS[$g]}"
     done
+    echo
+    echo "Open engine per CPU-second, median of the rounds' ratios (range): $(med "$RATIO_OHA" %.2f)x oha" \
+        "($(range "$RATIO_OHA" %.2f)), $(med "$RATIO_WRK" %.2f)x wrk ($(range "$RATIO_WRK" %.2f)); req/s is the last round."
 
     # Stall: 2000 req/s for 10 s; the target is stopped 3 s in for 1 s.
     local rate=2000 dur=10
