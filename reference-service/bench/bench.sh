@@ -2,12 +2,26 @@
 # Benchmark: create-order at fixed arrival rates against the full service and against a bare
 # net/http handler that only inserts the order (bench/bare), both on the same PostgreSQL on
 # loopback. Prints throughput, p50 and p99 for each, and the service/bare throughput ratio.
+# A third side, "work", is bench/bare doing the service's storage and payments work for a new
+# order without its middleware: service/work is what the middleware costs, work/bare what the
+# playbook's durability (idempotency key, outbox, audit, the settling transaction, the payments
+# call) costs.
 #
 #   bench/bench.sh     rates from BENCH_RATES (default "200 400 800 1200 1600"), BENCH_DURATION each
 #                      (default 15s); BENCH_PAYMENTS=false runs the service with the payments
 #                      kill switch on (no downstream call), the closest match to the bare handler;
 #                      BENCH_P99_MS (default 100) is the p99 ceiling for the same-p99 comparison;
 #                      BENCH_KEEP=1 keeps the logs and the service's final /metrics.
+#   BENCH_SEARCH=1     instead of the grid, searches each side's highest rate that keeps up (every
+#                      request answered 2xx, throughput >= 98 % of the offered rate, p99 <= BENCH_P99_MS)
+#                      by bisection between BENCH_SEARCH_LO (default 400) and BENCH_SEARCH_HI (default
+#                      2400) to BENCH_SEARCH_STEP (default 50/s), BENCH_SEARCH_DURATION (default 10s)
+#                      per probe, bare and service probes alternating so that drift of the machine
+#                      hits both; bounded at about 6 probes a side (about 3 minutes in all).
+#
+# Every step also prints the CPU each process spent per order (milliseconds of CPU time per
+# request sent): the service or the bare handler, PostgreSQL (the container's cgroup), the payments
+# stand-in and vegeta, and how many of the machine's cores were busy in all, other work included.
 #
 # Load comes from vegeta (open model: requests are sent on schedule whether or not earlier ones
 # have answered), because every create-order needs its own Idempotency-Key and the arrival rate
@@ -62,7 +76,8 @@ if [[ -z "${BENCH_PG_VIA_LOOPBACK:-}" && -n "$ip" ]] && docker exec "$container"
   pghost=$ip port=5432
 fi
 echo "   PostgreSQL at $pghost:$port"
-docker exec "$container" psql -q -U kit -d kit -c 'CREATE DATABASE service' -c 'CREATE DATABASE bare' >/dev/null
+docker exec "$container" psql -q -U kit -d kit -c 'CREATE DATABASE service' -c 'CREATE DATABASE bare' \
+  -c 'CREATE DATABASE work' >/dev/null
 
 # listen_addr FILE PATTERN: waits for a "listening" line and prints the address in it. Every
 # process binds 127.0.0.1:0, so the benchmark never collides with anything else on the machine.
@@ -84,33 +99,108 @@ ORDERS_PAYMENTS_URL=http://$payments \
 ORDERS_JWT_SECRET=$SECRET ORDERS_RATE_LIMIT_RPS=1000000 ORDERS_RATE_LIMIT_BURST=1000000 \
 ORDERS_DRAIN_DELAY=0s ORDERS_PPROF_ADDR=${BENCH_PPROF_ADDR:-} ORDERS_PAYMENTS_ENABLED=${BENCH_PAYMENTS:-true} \
   "$work/bin/service" >"$work/service.log" 2>"$work/service.err" & pids+=($!)
-BARE_HTTP_ADDR=127.0.0.1:0 BARE_DATABASE_URL="postgres://kit:kit@$pghost:$port/bare?sslmode=disable" \
+# Both baselines get the service's default pool size (ORDERS_DATABASE_MAX_CONNS, 20).
+BARE_HTTP_ADDR=127.0.0.1:0 BARE_DATABASE_URL="postgres://kit:kit@$pghost:$port/bare?sslmode=disable&pool_max_conns=20" \
   "$work/bin/bare" >"$work/bare.log" 2>&1 & pids+=($!)
+BARE_HTTP_ADDR=127.0.0.1:0 BARE_DATABASE_URL="postgres://kit:kit@$pghost:$port/work?sslmode=disable&pool_max_conns=20" \
+BARE_PAYMENTS_URL=http://$payments "$work/bin/bare" >"$work/work.log" 2>&1 & pids+=($!)
 service_url=http://$(listen_addr "$work/service.log" '"msg":"listening","addr":"[^"]*"')/v1/orders
 bare_url=http://$(listen_addr "$work/bare.log" 'listening on [^ ]*')/v1/orders
+work_url=http://$(listen_addr "$work/work.log" 'listening on [^ ]*')/v1/orders
 
 tool() { python3 bench/benchtool.py "$@"; }
+service_pid=${pids[1]} bare_pid=${pids[2]} payments_pid=${pids[0]} work_pid=${pids[3]}
+pg_cgroup=""
+cid=$(docker inspect -f '{{.Id}}' "$container")
+for d in /sys/fs/cgroup/cpuacct/docker/$cid /sys/fs/cgroup/system.slice/docker-$cid.scope /sys/fs/cgroup/docker/$cid; do
+  if [[ -r $d/cpuacct.usage || -r $d/cpu.stat ]]; then pg_cgroup=$d; break; fi
+done
+[[ -n "$pg_cgroup" ]] || echo "   PostgreSQL's cgroup is not readable here: its CPU is not reported" >&2
+# cpu_snapshot: "service bare payments postgres vegeta busy total work" in seconds of CPU; vegeta is
+# this shell's waited-for children, the last two are the whole machine (/proc/stat).
+ticks=$(getconf CLK_TCK)
+proc_cpu() { awk -v t="$ticks" '{ sub(/^.*\) /, ""); printf "%.3f", ($12 + $13) / t }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+cgroup_cpu() {
+  if [[ -z "$pg_cgroup" ]]; then echo 0
+  elif [[ -r $pg_cgroup/cpuacct.usage ]]; then awk '{ printf "%.3f", $1 / 1e9 }' "$pg_cgroup/cpuacct.usage"
+  else awk '$1 == "usage_usec" { printf "%.3f", $2 / 1e6 }' "$pg_cgroup/cpu.stat"; fi
+}
+cpu_snapshot() {
+  echo "$(proc_cpu "$service_pid") $(proc_cpu "$bare_pid") $(proc_cpu "$payments_pid") $(cgroup_cpu)" \
+    "$(awk -v t="$ticks" '{ sub(/^.*\) /, ""); printf "%.3f", ($14 + $15) / t }' /proc/$$/stat)" \
+    "$(awk -v t="$ticks" '$1 == "cpu" { printf "%.3f %.3f", ($2+$3+$4+$7+$8) / t, ($2+$3+$4+$5+$6+$7+$8+$9) / t }' /proc/stat)" \
+    "$(proc_cpu "$work_pid")"
+}
 token=$(tool token "$SECRET")
 
 # attack NAME URL RATE: one fixed-rate run, one printed line, one row in results.jsonl.
 attack() {
   local name=$1 url=$2 rate=$3
   tool targets "$url" "$rate" "$DURATION" "$token" >"$work/targets.json"
+  local before after
+  before=$(cpu_snapshot)
   "$VEGETA" attack -format=json -targets="$work/targets.json" -rate="$rate" -duration="$DURATION" \
     -timeout=5s -max-workers=512 >"$work/$name-$rate.bin"
-  "$VEGETA" report -type=json <"$work/$name-$rate.bin" | tool one "$name" "$rate" "$work/results.jsonl"
+  after=$(cpu_snapshot)
+  "$VEGETA" report -type=json <"$work/$name-$rate.bin" |
+    tool one "$name" "$rate" "$work/results.jsonl" "$DURATION" "$before" "$after"
 }
 
 echo "== warm-up"
 DURATION=3s attack service "$service_url" 50 >/dev/null
 DURATION=3s attack bare "$bare_url" 50 >/dev/null
+DURATION=3s attack work "$work_url" 50 >/dev/null
 : >"$work/results.jsonl"
 
-echo "== create-order, fixed arrival rate, $DURATION per step (machine: $(nproc) cores)"
-for rate in $RATES; do
-  attack bare "$bare_url" "$rate"
-  attack service "$service_url" "$rate"
-done
+sides="bare work service"
+declare -A url=([bare]=$bare_url [work]=$work_url [service]=$service_url)
+if [[ -n "${BENCH_SEARCH:-}" ]]; then
+  DURATION=${BENCH_SEARCH_DURATION:-10s}
+  step=${BENCH_SEARCH_STEP:-50}
+  ceiling=${BENCH_P99_MS:-100}
+  declare -A lo hi passed
+  for name in $sides; do lo[$name]=${BENCH_SEARCH_LO:-400} hi[$name]=${BENCH_SEARCH_HI:-2400} passed[$name]=0; done
+  echo "== create-order, bisection for the highest rate kept up with p99 <= $ceiling ms," \
+    "${lo[bare]}..${hi[bare]}/s to ${step}/s, $DURATION per probe, a failed probe repeated once" \
+    "(machine: $(nproc) cores)"
+  # Each round probes every side once, so drift of the machine hits all three alike. A probe
+  # halves its side's interval: up when it kept up, down when it failed twice in a row (one
+  # checkpoint or autovacuum must not decide the result).
+  for _ in $(seq 1 8); do
+    probed=0
+    for name in $sides; do
+      (( hi[$name] - lo[$name] > step )) || continue
+      rate=$(( (lo[$name] + hi[$name]) / 2 / step * step ))
+      (( rate > lo[$name] )) || rate=$(( lo[$name] + step ))
+      attack "$name" "${url[$name]}" "$rate"
+      if ! tool kept "$work/results.jsonl" "$name" "$rate" "$ceiling"; then
+        sleep 2
+        attack "$name" "${url[$name]}" "$rate"
+      fi
+      if tool kept "$work/results.jsonl" "$name" "$rate" "$ceiling"; then
+        lo[$name]=$rate passed[$name]=1
+      else
+        hi[$name]=$rate
+      fi
+      probed=1
+      sleep 2 # let PostgreSQL settle (checkpoint, autovacuum) before the next probe
+    done
+    (( probed )) || break
+  done
+  # A side none of whose probes kept up is below the search's floor, not at it.
+  result() { if (( passed[$1] )); then echo "${lo[$1]}"; else echo "<${lo[$1]}"; fi; }
+  echo "== search result: bare $(result bare)/s, work $(result work)/s, service $(result service)/s"
+  if (( passed[bare] && passed[work] && passed[service] )); then
+    echo "   service/bare $(( lo[service] * 100 / lo[bare] ))% (target >= 70%)," \
+      "service/work $(( lo[service] * 100 / lo[work] ))% (the middleware)," \
+      "work/bare $(( lo[work] * 100 / lo[bare] ))% (the playbook's storage and payments work)"
+  fi
+else
+  echo "== create-order, fixed arrival rate, $DURATION per step (machine: $(nproc) cores)"
+  for rate in $RATES; do
+    for name in $sides; do attack "$name" "${url[$name]}" "$rate"; done
+  done
+fi
 
 curl -sf -m 5 "${service_url%/v1/orders}/metrics" >"$work/service-metrics.txt" || true
 tool summary "$work/results.jsonl" "${BENCH_P99_MS:-100}"

@@ -4,6 +4,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import sys
 import time
 import uuid
@@ -30,16 +31,40 @@ def targets(url, rate, duration, tok):
             "Idempotency-Key": [str(uuid.uuid4())]}}))
 
 
-def one(name, rate, results):
-    """Reads a vegeta JSON report on stdin, prints a line, appends a row to results."""
+def one(name, rate, results, duration="", before="", after=""):
+    """Reads a vegeta JSON report on stdin, prints a line, appends a row to results; with two CPU
+    snapshots (see cpu_snapshot in bench.sh) also the CPU per request of each process."""
     r = json.load(sys.stdin)
     lat = r["latencies"]
     row = {"name": name, "rate": int(rate), "throughput": r["throughput"], "p50_ms": lat["50th"] / 1e6,
            "p99_ms": lat["99th"] / 1e6, "success": r["success"], "codes": r.get("status_codes", {})}
     print("%-8s rate=%5d/s  throughput=%8.1f/s  p50=%8.2fms  p99=%8.2fms  success=%6.2f%%  codes=%s" % (
         name, row["rate"], row["throughput"], row["p50_ms"], row["p99_ms"], row["success"] * 100, row["codes"]))
+    if before and after:
+        b, a = [float(x) for x in before.split()], [float(x) for x in after.split()]
+        d = [y - x for x, y in zip(b, a)]
+        sent = max(1, r["requests"])
+        own = {"service": d[0], "bare": d[1], "work": d[7]}[name]
+        wall = d[6] / (os.cpu_count() or 1)
+        row["cpu_ms"] = {"app": own / sent * 1e3, "postgres": d[3] / sent * 1e3,
+                         "payments": d[2] / sent * 1e3, "vegeta": d[4] / sent * 1e3}
+        row["cores_busy"] = d[5] / wall if wall else 0
+        c = row["cpu_ms"]
+        print("%-8s   cpu ms/request: %s %.3f  postgres %.3f  payments %.3f  vegeta %.3f  (machine: %.2f cores busy)" % (
+            "", name, c["app"], c["postgres"], c["payments"], c["vegeta"], row["cores_busy"]))
     with open(results, "a") as f:
         f.write(json.dumps(row) + "\n")
+
+
+def kept_up(r, ceiling):
+    return r["success"] >= 0.999 and r["throughput"] >= 0.98 * r["rate"] and r["p99_ms"] <= ceiling
+
+
+def kept(results, name, rate, p99_ceiling_ms):
+    """Exit status 0 when the last row for name at rate kept up."""
+    rows = [json.loads(line) for line in open(results)]
+    last = [r for r in rows if r["name"] == name and r["rate"] == int(rate)][-1]
+    sys.exit(0 if kept_up(last, float(p99_ceiling_ms)) else 1)
 
 
 def summary(results, p99_ceiling_ms="100"):
@@ -48,24 +73,26 @@ def summary(results, p99_ceiling_ms="100"):
     ceiling = float(p99_ceiling_ms)
     best = {}
     for r in rows:
-        kept_up = r["success"] >= 0.999 and r["throughput"] >= 0.98 * r["rate"]
-        if kept_up and r["p99_ms"] <= ceiling:
+        if kept_up(r, ceiling):
             best[r["name"]] = max(best.get(r["name"], 0), r["rate"])
     def show(name):
         return "%d/s" % best[name] if name in best else "none"
-    print("== highest tested rate kept up with p99 <= %.0f ms: service %s, bare %s" % (
-        ceiling, show("service"), show("bare")))
-    if best.get("service") and best.get("bare"):
-        print("   service/bare at the same p99 ceiling: %.0f%% (target >= 70%%)" % (
-            best["service"] / best["bare"] * 100))
-    print("== service / bare (successful throughput; p99 side by side)")
+    print("== highest tested rate kept up with p99 <= %.0f ms: service %s, work %s, bare %s" % (
+        ceiling, show("service"), show("work"), show("bare")))
+    for a, b, what in (("service", "bare", "target >= 70%"), ("service", "work", "the middleware"),
+                       ("work", "bare", "the playbook's storage and payments work")):
+        if best.get(a) and best.get(b):
+            print("   %s/%s at the same p99 ceiling: %.0f%% (%s)" % (a, b, best[a] / best[b] * 100, what))
+    print("== service / bare and service / work (successful throughput; p99 side by side)")
+    def good(r):
+        return r["throughput"] * r["success"]
     for rate in sorted({r["rate"] for r in rows}):
-        s, b = by.get(("service", rate)), by.get(("bare", rate))
-        if s and b and b["throughput"] * b["success"] > 0:
-            ratio = s["throughput"] * s["success"] / (b["throughput"] * b["success"]) * 100
-            print("rate=%5d/s  ratio=%6.1f%%  p99 service=%.2fms bare=%.2fms" % (rate, ratio, s["p99_ms"], b["p99_ms"]))
+        s, b, w = by.get(("service", rate)), by.get(("bare", rate)), by.get(("work", rate))
+        if s and b and w and good(b) > 0 and good(w) > 0:
+            print("rate=%5d/s  service/bare=%6.1f%%  service/work=%6.1f%%  p99 service=%.2fms work=%.2fms bare=%.2fms" % (
+                rate, good(s) / good(b) * 100, good(s) / good(w) * 100, s["p99_ms"], w["p99_ms"], b["p99_ms"]))
 
 
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"token": token, "targets": targets, "one": one, "summary": summary}[cmd](*args)
+    {"token": token, "targets": targets, "one": one, "kept": kept, "summary": summary}[cmd](*args)

@@ -2,10 +2,18 @@
 // body and inserts the order row, and nothing else — no auth, idempotency, outbox, audit,
 // payments, metrics, tracing or logging. `make bench-service` runs it beside the full service so
 // the playbook's cost is a ratio.
+//
+// With BARE_PAYMENTS_URL set it does instead the same storage and downstream work as the service
+// for a new order — the service's two statements (key, order, event and audit row; then the
+// settled order, its event and audit row, and the recorded response) around one payments call —
+// still without auth, validation, rate limits, timeout budgets, retries, circuit breaking,
+// metrics, tracing or logging. Beside it the service's ratio is the cost of that middleware alone.
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,9 +26,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"example.com/deliverykit/reference-service/internal/domain"
 	"example.com/deliverykit/reference-service/internal/store"
+	"example.com/deliverykit/reference-service/internal/store/db"
 )
 
 func main() {
@@ -58,30 +69,14 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, _ 
 		return err
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/orders", func(w http.ResponseWriter, r *http.Request) {
-		var b orderBody
-		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&b); err != nil || len(b.Items) == 0 || len(b.CardNumber) < 4 {
-			http.Error(w, "bad request", http.StatusBadRequest)
-			return
-		}
-		items, _ := json.Marshal(b.Items)
-		var total int64
-		for _, it := range b.Items {
-			total += it.Quantity * it.UnitPriceMinor
-		}
-		id := uuid.Must(uuid.NewV7())
-		now := time.Now().UTC()
-		_, err := pool.Exec(r.Context(), `INSERT INTO orders (tenant_id, id, customer_email, currency, amount_minor, items, status, card_last4, created_at, updated_at)
-			VALUES ('bench', $1, $2, $3, $4, $5, 'pending_payment', $6, $7, $7)`,
-			id, b.CustomerEmail, b.Currency, total, items, b.CardNumber[len(b.CardNumber)-4:], now)
-		if err != nil {
-			http.Error(w, "insert failed", http.StatusServiceUnavailable)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusCreated)
-		_, _ = fmt.Fprintf(w, `{"id":%q}`, id)
-	})
+	if u := getenv("BARE_PAYMENTS_URL"); u != "" {
+		// As many idle connections to payments as the service keeps (internal/payments).
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		transport.MaxIdleConnsPerHost = 64
+		mux.Handle("POST /v1/orders", &sameWork{q: db.New(pool), chargeURL: u + "/v1/charges", http: &http.Client{Transport: transport}})
+	} else {
+		mux.HandleFunc("POST /v1/orders", insertOnly(pool))
+	}
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", getenv("BARE_HTTP_ADDR"))
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -104,4 +99,123 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, _ 
 		return err
 	}
 	return nil
+}
+
+// insertOnly decodes the body and inserts the order row: the issue's baseline.
+func insertOnly(pool *pgxpool.Pool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var b orderBody
+		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&b); err != nil || len(b.Items) == 0 || len(b.CardNumber) < 4 {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		items, _ := json.Marshal(b.Items)
+		id := uuid.Must(uuid.NewV7())
+		now := time.Now().UTC()
+		_, err := pool.Exec(r.Context(), `INSERT INTO orders (tenant_id, id, customer_email, currency, amount_minor, items, status, card_last4, created_at, updated_at)
+			VALUES ('bench', $1, $2, $3, $4, $5, 'pending_payment', $6, $7, $7)`,
+			id, b.CustomerEmail, b.Currency, b.total(), items, b.CardNumber[len(b.CardNumber)-4:], now)
+		if err != nil {
+			http.Error(w, "insert failed", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_, _ = fmt.Fprintf(w, `{"id":%q}`, id)
+	}
+}
+
+func (b *orderBody) total() int64 {
+	var t int64
+	for _, it := range b.Items {
+		t += it.Quantity * it.UnitPriceMinor
+	}
+	return t
+}
+
+// sameWork is the service's storage and downstream work for a new order without its middleware.
+type sameWork struct {
+	q         *db.Queries
+	chargeURL string
+	http      *http.Client
+}
+
+func (h *sameWork) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	raw, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	var b orderBody
+	if err != nil || json.Unmarshal(raw, &b) != nil || len(b.Items) == 0 || len(b.CardNumber) < 4 {
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	ctx, key, hash := r.Context(), r.Header.Get("Idempotency-Key"), sha256.Sum256(raw)
+	items, _ := json.Marshal(b.Items)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	o := order{ID: uuid.Must(uuid.NewV7()), Status: "pending_payment", CustomerEmail: b.CustomerEmail,
+		Currency: b.Currency, AmountMinor: b.total(), Items: b.Items, CardLast4: b.CardNumber[len(b.CardNumber)-4:],
+		Version: 1, CreatedAt: now, UpdatedAt: now}
+	event := func(kind string) (uuid.UUID, []byte) {
+		id := uuid.Must(uuid.NewV7())
+		p, _ := json.Marshal(domain.Event{ID: id, Kind: kind, Tenant: "bench", OrderID: o.ID, Status: domain.Status(o.Status),
+			Amount: o.AmountMinor, Currency: o.Currency, OccurredAt: now})
+		return id, p
+	}
+	created, payload := event(domain.EventOrderCreated)
+	written, err := h.q.PlaceOrderFast(ctx, db.PlaceOrderFastParams{
+		TenantID: "bench", Key: key, RequestHash: hash[:], OrderID: o.ID, LockedUntil: now.Add(30 * time.Second), Now: now,
+		CustomerEmail: o.CustomerEmail, Currency: o.Currency, AmountMinor: o.AmountMinor, Items: items, Status: o.Status,
+		CardLast4: o.CardLast4, EventID: created, Subject: "orders.created", Payload: payload, Actor: "bench", RequestID: key,
+	})
+	if err != nil || written != 3 {
+		http.Error(w, "placing failed", http.StatusServiceUnavailable)
+		return
+	}
+	charge, _ := json.Marshal(map[string]any{"order_id": o.ID, "tenant_id": "bench", "amount_minor": o.AmountMinor,
+		"currency": o.Currency, "card_number": b.CardNumber})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, h.chargeURL, bytes.NewReader(charge))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", key)
+	resp, err := h.http.Do(req)
+	if err != nil {
+		http.Error(w, "payments failed", http.StatusServiceUnavailable)
+		return
+	}
+	var reply struct {
+		ID string `json:"id"`
+	}
+	err = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&reply)
+	_ = resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		http.Error(w, "payments failed", http.StatusServiceUnavailable)
+		return
+	}
+	o.Status, o.PaymentID, o.Version, o.UpdatedAt = "paid", reply.ID, 2, time.Now().UTC().Truncate(time.Microsecond)
+	body, _ := json.Marshal(o)
+	paid, payload := event(domain.EventOrderPaid)
+	written, err = h.q.SettleOrderFast(ctx, db.SettleOrderFastParams{
+		Status: o.Status, PaymentID: pgtype.Text{String: o.PaymentID, Valid: true}, Now: o.UpdatedAt, TenantID: "bench",
+		OrderID: o.ID, Version: 1, EventID: paid, Subject: "orders.paid", Payload: payload, Actor: "bench", RequestID: key,
+		ResponseStatus: http.StatusCreated, ResponseBody: body, Key: key,
+	})
+	if err != nil || written != 3 {
+		http.Error(w, "settling failed", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	_, _ = w.Write(body)
+}
+
+// order is the response body, shaped like the service's.
+type order struct {
+	ID            uuid.UUID `json:"id"`
+	Status        string    `json:"status"`
+	CustomerEmail string    `json:"customer_email"`
+	Currency      string    `json:"currency"`
+	AmountMinor   int64     `json:"amount_minor"`
+	Items         []item    `json:"items"`
+	CardLast4     string    `json:"card_last4"`
+	PaymentID     string    `json:"payment_id,omitempty"`
+	Version       int32     `json:"version"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
 }
