@@ -16,8 +16,9 @@
 #                      request answered 2xx, throughput >= 98 % of the offered rate, p99 <= BENCH_P99_MS)
 #                      by bisection between BENCH_SEARCH_LO (default 400) and BENCH_SEARCH_HI (default
 #                      2400) to BENCH_SEARCH_STEP (default 50/s), BENCH_SEARCH_DURATION (default 10s)
-#                      per probe, bare and service probes alternating so that drift of the machine
-#                      hits both; bounded at about 6 probes a side (about 3 minutes in all).
+#                      per probe, the sides taking turns so that drift of the machine hits all of
+#                      them; a failed probe is repeated once; at most 8 rounds (about 10 minutes in
+#                      all on 2 cores).
 #
 # Every step also prints the CPU each process spent per order (milliseconds of CPU time per
 # request sent): the service or the bare handler, PostgreSQL (the container's cgroup), the payments
