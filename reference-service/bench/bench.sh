@@ -110,15 +110,18 @@ bare_url=http://$(listen_addr "$work/bare.log" 'listening on [^ ]*')/v1/orders
 work_url=http://$(listen_addr "$work/work.log" 'listening on [^ ]*')/v1/orders
 
 tool() { python3 bench/benchtool.py "$@"; }
-service_pid=${pids[1]} bare_pid=${pids[2]} payments_pid=${pids[0]} work_pid=${pids[3]}
+sides="bare work service"
+declare -A url=([bare]=$bare_url [work]=$work_url [service]=$service_url)
+declare -A pid=([bare]=${pids[2]} [work]=${pids[3]} [service]=${pids[1]})
+payments_pid=${pids[0]}
 pg_cgroup=""
 cid=$(docker inspect -f '{{.Id}}' "$container")
 for d in /sys/fs/cgroup/cpuacct/docker/$cid /sys/fs/cgroup/system.slice/docker-$cid.scope /sys/fs/cgroup/docker/$cid; do
   if [[ -r $d/cpuacct.usage || -r $d/cpu.stat ]]; then pg_cgroup=$d; break; fi
 done
 [[ -n "$pg_cgroup" ]] || echo "   PostgreSQL's cgroup is not readable here: its CPU is not reported" >&2
-# cpu_snapshot: "service bare payments postgres vegeta busy total work" in seconds of CPU; vegeta is
-# this shell's waited-for children, the last two are the whole machine (/proc/stat).
+# cpu_snapshot SIDE: "SIDE payments postgres vegeta busy total" in seconds of CPU; vegeta is this
+# shell's waited-for children, the last two are the whole machine (/proc/stat).
 ticks=$(getconf CLK_TCK)
 proc_cpu() { awk -v t="$ticks" '{ sub(/^.*\) /, ""); printf "%.3f", ($12 + $13) / t }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 cgroup_cpu() {
@@ -127,40 +130,34 @@ cgroup_cpu() {
   else awk '$1 == "usage_usec" { printf "%.3f", $2 / 1e6 }' "$pg_cgroup/cpu.stat"; fi
 }
 cpu_snapshot() {
-  echo "$(proc_cpu "$service_pid") $(proc_cpu "$bare_pid") $(proc_cpu "$payments_pid") $(cgroup_cpu)" \
+  echo "$(proc_cpu "${pid[$1]}") $(proc_cpu "$payments_pid") $(cgroup_cpu)" \
     "$(awk -v t="$ticks" '{ sub(/^.*\) /, ""); printf "%.3f", ($14 + $15) / t }' /proc/$$/stat)" \
-    "$(awk -v t="$ticks" '$1 == "cpu" { printf "%.3f %.3f", ($2+$3+$4+$7+$8) / t, ($2+$3+$4+$5+$6+$7+$8+$9) / t }' /proc/stat)" \
-    "$(proc_cpu "$work_pid")"
+    "$(awk -v t="$ticks" '$1 == "cpu" { printf "%.3f %.3f", ($2+$3+$4+$7+$8) / t, ($2+$3+$4+$5+$6+$7+$8+$9) / t }' /proc/stat)"
 }
 token=$(tool token "$SECRET")
 
-# attack NAME URL RATE: one fixed-rate run, one printed line, one row in results.jsonl.
+# attack SIDE RATE: one fixed-rate run, two printed lines, one row in results.jsonl.
 attack() {
-  local name=$1 url=$2 rate=$3
-  tool targets "$url" "$rate" "$DURATION" "$token" >"$work/targets.json"
+  local name=$1 rate=$2
+  tool targets "${url[$name]}" "$rate" "$DURATION" "$token" >"$work/targets.json"
   local before after
-  before=$(cpu_snapshot)
+  before=$(cpu_snapshot "$name")
   "$VEGETA" attack -format=json -targets="$work/targets.json" -rate="$rate" -duration="$DURATION" \
     -timeout=5s -max-workers=512 >"$work/$name-$rate.bin"
-  after=$(cpu_snapshot)
-  "$VEGETA" report -type=json <"$work/$name-$rate.bin" |
-    tool one "$name" "$rate" "$work/results.jsonl" "$DURATION" "$before" "$after"
+  after=$(cpu_snapshot "$name")
+  "$VEGETA" report -type=json <"$work/$name-$rate.bin" | tool one "$name" "$rate" "$work/results.jsonl" "$before" "$after"
 }
 
 echo "== warm-up"
-DURATION=3s attack service "$service_url" 50 >/dev/null
-DURATION=3s attack bare "$bare_url" 50 >/dev/null
-DURATION=3s attack work "$work_url" 50 >/dev/null
+for name in $sides; do DURATION=3s attack "$name" 50 >/dev/null; done
 : >"$work/results.jsonl"
 
-sides="bare work service"
-declare -A url=([bare]=$bare_url [work]=$work_url [service]=$service_url)
 if [[ -n "${BENCH_SEARCH:-}" ]]; then
   DURATION=${BENCH_SEARCH_DURATION:-10s}
   step=${BENCH_SEARCH_STEP:-50}
   ceiling=${BENCH_P99_MS:-100}
-  declare -A lo hi passed
-  for name in $sides; do lo[$name]=${BENCH_SEARCH_LO:-400} hi[$name]=${BENCH_SEARCH_HI:-2400} passed[$name]=0; done
+  declare -A lo hi
+  for name in $sides; do lo[$name]=${BENCH_SEARCH_LO:-400} hi[$name]=${BENCH_SEARCH_HI:-2400}; done
   echo "== create-order, bisection for the highest rate kept up with p99 <= $ceiling ms," \
     "${lo[bare]}..${hi[bare]}/s to ${step}/s, $DURATION per probe, a failed probe repeated once" \
     "(machine: $(nproc) cores)"
@@ -173,13 +170,13 @@ if [[ -n "${BENCH_SEARCH:-}" ]]; then
       (( hi[$name] - lo[$name] > step )) || continue
       rate=$(( (lo[$name] + hi[$name]) / 2 / step * step ))
       (( rate > lo[$name] )) || rate=$(( lo[$name] + step ))
-      attack "$name" "${url[$name]}" "$rate"
+      attack "$name" "$rate"
       if ! tool kept "$work/results.jsonl" "$name" "$rate" "$ceiling"; then
         sleep 2
-        attack "$name" "${url[$name]}" "$rate"
+        attack "$name" "$rate"
       fi
       if tool kept "$work/results.jsonl" "$name" "$rate" "$ceiling"; then
-        lo[$name]=$rate passed[$name]=1
+        lo[$name]=$rate
       else
         hi[$name]=$rate
       fi
@@ -188,18 +185,12 @@ if [[ -n "${BENCH_SEARCH:-}" ]]; then
     done
     (( probed )) || break
   done
-  # A side none of whose probes kept up is below the search's floor, not at it.
-  result() { if (( passed[$1] )); then echo "${lo[$1]}"; else echo "<${lo[$1]}"; fi; }
-  echo "== search result: bare $(result bare)/s, work $(result work)/s, service $(result service)/s"
-  if (( passed[bare] && passed[work] && passed[service] )); then
-    echo "   service/bare $(( lo[service] * 100 / lo[bare] ))% (target >= 70%)," \
-      "service/work $(( lo[service] * 100 / lo[work] ))% (the middleware)," \
-      "work/bare $(( lo[work] * 100 / lo[bare] ))% (the playbook's storage and payments work)"
-  fi
+  # The result is the summary's "highest tested rate kept up": every probe is a row there, and a
+  # side none of whose probes kept up shows as "none", below the search's floor.
 else
   echo "== create-order, fixed arrival rate, $DURATION per step (machine: $(nproc) cores)"
   for rate in $RATES; do
-    for name in $sides; do attack "$name" "${url[$name]}" "$rate"; done
+    for name in $sides; do attack "$name" "$rate"; done
   done
 fi
 

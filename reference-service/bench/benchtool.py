@@ -31,27 +31,24 @@ def targets(url, rate, duration, tok):
             "Idempotency-Key": [str(uuid.uuid4())]}}))
 
 
-def one(name, rate, results, duration="", before="", after=""):
-    """Reads a vegeta JSON report on stdin, prints a line, appends a row to results; with two CPU
-    snapshots (see cpu_snapshot in bench.sh) also the CPU per request of each process."""
+def one(name, rate, results, before, after):
+    """Reads a vegeta JSON report on stdin, prints two lines, appends a row to results. before and
+    after are CPU snapshots taken around the attack (see cpu_snapshot in bench.sh)."""
     r = json.load(sys.stdin)
     lat = r["latencies"]
     row = {"name": name, "rate": int(rate), "throughput": r["throughput"], "p50_ms": lat["50th"] / 1e6,
            "p99_ms": lat["99th"] / 1e6, "success": r["success"], "codes": r.get("status_codes", {})}
     print("%-8s rate=%5d/s  throughput=%8.1f/s  p50=%8.2fms  p99=%8.2fms  success=%6.2f%%  codes=%s" % (
         name, row["rate"], row["throughput"], row["p50_ms"], row["p99_ms"], row["success"] * 100, row["codes"]))
-    if before and after:
-        b, a = [float(x) for x in before.split()], [float(x) for x in after.split()]
-        d = [y - x for x, y in zip(b, a)]
-        sent = max(1, r["requests"])
-        own = {"service": d[0], "bare": d[1], "work": d[7]}[name]
-        wall = d[6] / (os.cpu_count() or 1)
-        row["cpu_ms"] = {"app": own / sent * 1e3, "postgres": d[3] / sent * 1e3,
-                         "payments": d[2] / sent * 1e3, "vegeta": d[4] / sent * 1e3}
-        row["cores_busy"] = d[5] / wall if wall else 0
-        c = row["cpu_ms"]
-        print("%-8s   cpu ms/request: %s %.3f  postgres %.3f  payments %.3f  vegeta %.3f  (machine: %.2f cores busy)" % (
-            "", name, c["app"], c["postgres"], c["payments"], c["vegeta"], row["cores_busy"]))
+    own, payments, postgres, vegeta, busy, total = (
+        float(y) - float(x) for x, y in zip(before.split(), after.split()))
+    per_request_ms = 1e3 / max(1, r["requests"])
+    wall = total / (os.cpu_count() or 1)
+    c = row["cpu_ms"] = {"app": own * per_request_ms, "postgres": postgres * per_request_ms,
+                         "payments": payments * per_request_ms, "vegeta": vegeta * per_request_ms}
+    row["cores_busy"] = busy / wall if wall else 0
+    print("%-8s   cpu ms/request: %s %.3f  postgres %.3f  payments %.3f  vegeta %.3f  (machine: %.2f cores busy)" % (
+        "", name, c["app"], c["postgres"], c["payments"], c["vegeta"], row["cores_busy"]))
     with open(results, "a") as f:
         f.write(json.dumps(row) + "\n")
 
