@@ -126,14 +126,15 @@ main() {
         CPU[$g]=$(cpu_of "$WORK/$g.time"); RSS[$g]=$(rss_mb_of "$WORK/$g.time")
         local per
         per=$(awk -v n="${REQ[$g]}" -v c="${CPU[$g]}" 'BEGIN {printf "%.0f", (c > 0 ? n / c : 0)}')
-        PER[$g]="${PER[$g]:-} $per"
+        PER[$g]+=" $per"
         log "round $r: $g ${REQ[$g]} requests, $per req/CPU-s"
     }
+    # open engine / generator $1 per CPU-second in the round just run
+    ratio() { awk -v a="${PER[open]##* }" -v b="${PER[$1]##* }" 'BEGIN {printf "%.3f", a / b}'; }
     local RATIO_WRK="" RATIO_OHA=""
     for r in $(seq 1 "$ROUNDS"); do
         for g in wrk open oha closed; do saturate "$g" "$r"; done
-        RATIO_WRK="${RATIO_WRK:-} $(awk -v a="${PER[open]##* }" -v b="${PER[wrk]##* }" 'BEGIN {printf "%.3f", a / b}')"
-        RATIO_OHA="${RATIO_OHA:-} $(awk -v a="${PER[open]##* }" -v b="${PER[oha]##* }" 'BEGIN {printf "%.3f", a / b}')"
+        RATIO_WRK+=" $(ratio wrk)" RATIO_OHA+=" $(ratio oha)"
     done
     # median and range of a list of numbers
     med() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk -v f="${2:-%d}" '{a[NR] = $1} END {printf f, (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
@@ -142,13 +143,14 @@ main() {
     echo
     echo "### Saturation ($ROUNDS rounds of ${SECONDS_RUN}s, $CONNS connections, nginx on one core)"
     echo
-    printf '| %-23s | %9s | %14s | %13s | %6s |\n' "generator" "req/s" "req/CPU-s" "range" "RSS MB"
-    printf '| %-23s | %9s | %14s | %13s | %6s |\n' "---" "---:" "---:" "---:" "---:"
+    row() { printf '| %-23s | %9s | %14s | %13s | %6s |\n' "$@"; }
+    row "generator" "req/s" "req/CPU-s" "range" "RSS MB"
+    row "---" "---:" "---:" "---:" "---:"
     for g in wrk oha open closed; do
         local name=$g
         [[ $g == open ]] && name="verifier open (hyper)"
         [[ $g == closed ]] && name="verifier closed (goose)"
-        printf '| %-23s | %9s | %14s | %13s | %6s |\n' "$name" \
+        row "$name" \
             "$(awk -v n="${REQ[$g]}" -v s="$SECONDS_RUN" 'BEGIN {printf "%.0f", n / s}')" \
             "$(med "${PER[$g]}")" "$(range "${PER[$g]}")" "${RSS[$g]}"
     done

@@ -138,16 +138,12 @@ pub fn validate(files: &[PathBuf]) -> u8 {
         // The trigger file a scenario names is part of it: a bad definition there is exit 2
         // here as in `run`, before any load. Checks against the running service stay in `run`.
         let checked = crate::scenario::load_file(f).and_then(|s| {
-            let triggers = match &s.triggers {
-                Some(t) => Some(
-                    crate::trigger::gate::load_checked(t, f)?
-                        .defs
-                        .triggers
-                        .len(),
-                ),
-                None => None,
-            };
-            Ok((s, triggers))
+            let triggers = s
+                .triggers
+                .as_ref()
+                .map(|t| crate::trigger::gate::load_checked(t, f))
+                .transpose()?;
+            Ok((s, triggers.map(|l| l.defs.triggers.len())))
         });
         match checked {
             Ok((s, triggers)) => println!(

@@ -11,36 +11,35 @@ fn scenarios() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
 }
 
-#[test]
-fn validate_accepts_the_shipped_scenarios() {
+/// `verifier validate FILES`: exit code, stdout, stderr.
+fn validate(files: &[std::path::PathBuf]) -> (Option<i32>, String, String) {
     let out = Command::new(BIN)
         .arg("validate")
-        .args([
-            scenarios().join("smoke.yaml"),
-            scenarios().join("acceptance.yaml"),
-        ])
+        .args(files)
         .output()
         .unwrap();
-    assert_eq!(
+    (
         out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn validate_accepts_the_shipped_scenarios() {
+    let (code, stdout, stderr) = validate(&[
+        scenarios().join("smoke.yaml"),
+        scenarios().join("acceptance.yaml"),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("smoke.yaml: ok (open model"), "{stdout}");
 }
 
 #[test]
 fn validate_rejects_a_bad_file_with_exit_2_and_a_position() {
     let (_dir, path) = support::scenario_file("name: x\njourneys: []\nload: {}\n");
-    let out = Command::new(BIN)
-        .arg("validate")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (code, _, stderr) = validate(&[path]);
+    assert_eq!(code, Some(2));
     assert!(
         stderr.contains("scenario.yaml:3:7: field `load`"),
         "{stderr}"
@@ -49,18 +48,8 @@ fn validate_rejects_a_bad_file_with_exit_2_and_a_position() {
 
 #[test]
 fn validate_checks_the_trigger_file_a_scenario_names() {
-    let out = Command::new(BIN)
-        .arg("validate")
-        .arg(scenarios().join("chaos-drill.yaml"))
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (code, stdout, stderr) = validate(&[scenarios().join("chaos-drill.yaml")]);
+    assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("triggers)"), "{stdout}");
 
     let dir = tempfile::tempdir().unwrap();
@@ -75,11 +64,8 @@ fn validate_checks_the_trigger_file_a_scenario_names() {
             ),
         )
         .unwrap();
-        let out = Command::new(BIN).arg("validate").arg(&p).output().unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let (code, _, stderr) = validate(&[p]);
+        (code, stderr)
     };
 
     // The file is missing.

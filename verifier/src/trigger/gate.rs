@@ -234,18 +234,10 @@ impl LocalPrometheus {
             // A Prometheus that exited (a taken port, a bad flag) will never be ready: say why now.
             if let Ok(Some(status)) = me.child.try_wait() {
                 let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-                let last = text
-                    .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("");
+                let last = text.lines().rev().find(|l| !l.trim().is_empty());
                 return Err(format!(
                     "prometheus exited before it was ready ({status}){}",
-                    if last.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {last}")
-                    }
+                    last.map_or_else(String::new, |l| format!(": {l}"))
                 ));
             }
             if Instant::now() > deadline {
@@ -305,33 +297,35 @@ pub fn load_checked(spec: &TriggerSpec, scenario_file: &Path) -> Result<Loaded, 
         .iter()
         .map(|t| t.name.as_str())
         .collect();
-    for (fault, e) in &spec.expect {
-        for (field, list) in [("fire", &e.fire), ("quiet", &e.quiet)] {
-            for (i, name) in list.iter().enumerate() {
-                if !known.contains(name.as_str()) {
-                    let text = crate::scenario::read_file(scenario_file)?;
-                    let path = [
-                        k("triggers"),
-                        k("expect"),
-                        k(fault),
-                        k(field),
-                        locate::Seg::Index(i),
-                    ];
-                    let (line, column) = locate::locate(&text, &path).unzip();
-                    return Err(ScenarioError {
-                        file: scenario_file.to_owned(),
-                        line,
-                        column,
-                        field: locate::display_path(&path),
-                        message: format!(
-                            "no trigger is named `{name}` in {} (known: {})",
-                            file.display(),
-                            known.iter().copied().collect::<Vec<_>>().join(", ")
-                        ),
-                    });
-                }
-            }
-        }
+    let unknown = spec.expect.iter().find_map(|(fault, e)| {
+        [("fire", &e.fire), ("quiet", &e.quiet)]
+            .into_iter()
+            .find_map(|(field, list)| {
+                let i = list.iter().position(|n| !known.contains(n.as_str()))?;
+                Some((fault, field, i, &list[i]))
+            })
+    });
+    if let Some((fault, field, i, name)) = unknown {
+        let text = crate::scenario::read_file(scenario_file)?;
+        let path = [
+            k("triggers"),
+            k("expect"),
+            k(fault),
+            k(field),
+            locate::Seg::Index(i),
+        ];
+        let (line, column) = locate::locate(&text, &path).unzip();
+        return Err(ScenarioError {
+            file: scenario_file.to_owned(),
+            line,
+            column,
+            field: locate::display_path(&path),
+            message: format!(
+                "no trigger is named `{name}` in {} (known: {})",
+                file.display(),
+                known.iter().copied().collect::<Vec<_>>().join(", ")
+            ),
+        });
     }
     Ok(loaded)
 }
