@@ -51,7 +51,12 @@ type orderBody struct {
 }
 
 func run(ctx context.Context, _ []string, getenv func(string) string, stdout, _ io.Writer) error {
-	pool, err := pgxpool.New(ctx, getenv("BARE_DATABASE_URL"))
+	pc, err := pgxpool.ParseConfig(getenv("BARE_DATABASE_URL"))
+	if err != nil {
+		return fmt.Errorf("BARE_DATABASE_URL: %w", err)
+	}
+	store.Configure(pc) // as the service does
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return fmt.Errorf("pool: %w", err)
 	}

@@ -194,6 +194,7 @@ func openPool(ctx context.Context, cfg config.Config, tracer store.QueryMetrics)
 	pc.MaxConns = cfg.DatabaseMaxConn
 	pc.ConnConfig.ConnectTimeout = 5 * time.Second
 	pc.ConnConfig.Tracer = tracer
+	store.Configure(pc)
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("database pool: %w", err)

@@ -42,6 +42,7 @@ func TestDatabaseOutage(t *testing.T) {
 	}
 	proxied.ConnConfig.Host, proxied.ConnConfig.Port = splitHostPort(t, tp.ProxyAddr(t, 0))
 	proxied.ConnConfig.ConnectTimeout = time.Second
+	store.Configure(proxied)
 	pool, err := pgxpool.NewWithConfig(context.Background(), proxied)
 	if err != nil {
 		t.Fatal(err)

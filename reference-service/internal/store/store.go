@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+	pgxuuid "github.com/vgarvardt/pgx-google-uuid/v5"
 
 	"example.com/deliverykit/reference-service/internal/domain"
 	"example.com/deliverykit/reference-service/internal/store/db"
@@ -50,6 +51,21 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 		return fmt.Errorf("applying migrations: %w", err)
 	}
 	return nil
+}
+
+// Configure prepares a pool's connections for this package: google/uuid values are encoded and
+// scanned as binary uuids. Without it pgx takes uuid.UUID's driver.Valuer path for every id
+// parameter — format it as text, fail to encode that as binary, build an error, parse the text
+// back — and scans every id through text too. Call it before pgxpool.NewWithConfig.
+func Configure(pc *pgxpool.Config) {
+	next := pc.AfterConnect
+	pc.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		pgxuuid.Register(c.TypeMap())
+		if next != nil {
+			return next(ctx, c)
+		}
+		return nil
+	}
 }
 
 // Store implements domain.Store on a pgx pool.

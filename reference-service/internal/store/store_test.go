@@ -52,6 +52,20 @@ func TestStore(t *testing.T) {
 		}
 	})
 
+	t.Run("IdsTravelAsBinaryUUIDs", func(t *testing.T) {
+		t.Parallel()
+		pool, _ := testenv.Database(t, pg.DSN)
+		id := uuid.Must(uuid.NewV7())
+		var back any
+		if err := pool.QueryRow(context.Background(), "SELECT $1::uuid", id).Scan(&back); err != nil {
+			t.Fatal(err)
+		}
+		// pgx's own uuid codec decodes to [16]byte; only the codec Configure registers gives uuid.UUID.
+		if got, ok := back.(uuid.UUID); !ok || got != id {
+			t.Fatalf("read back %T %v; want the uuid.UUID %v (store.Configure not applied?)", back, back, id)
+		}
+	})
+
 	t.Run("ExpiryKeepsWhatIsYoungOrUnfinished", func(t *testing.T) {
 		t.Parallel()
 		pool, _ := testenv.Database(t, pg.DSN)

@@ -44,7 +44,12 @@ func Database(t testing.TB, adminDSN string) (*pgxpool.Pool, string) {
 	}
 	u.Path = "/" + name
 	dsn := u.String()
-	pool, err := pgxpool.New(ctx, dsn)
+	pc, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		t.Fatalf("pool: %v", err)
+	}
+	store.Configure(pc)
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		t.Fatalf("pool: %v", err)
 	}
