@@ -60,13 +60,15 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 func Configure(pc *pgxpool.Config) {
 	next := pc.AfterConnect
 	pc.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
-		pgxuuid.Register(c.TypeMap())
+		registerTypes(c.TypeMap())
 		if next != nil {
 			return next(ctx, c)
 		}
 		return nil
 	}
 }
+
+func registerTypes(m *pgtype.Map) { pgxuuid.Register(m) }
 
 // Store implements domain.Store on a pgx pool.
 type Store struct {
