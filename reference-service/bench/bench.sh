@@ -123,15 +123,19 @@ done
 # cpu_snapshot SIDE: "SIDE payments postgres vegeta busy total" in seconds of CPU; vegeta is this
 # shell's waited-for children, the last two are the whole machine (/proc/stat).
 ticks=$(getconf CLK_TCK)
-proc_cpu() { awk -v t="$ticks" '{ sub(/^.*\) /, ""); printf "%.3f", ($12 + $13) / t }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# proc_cpu PID [children]: the process's user+system CPU (fields 14-15 of /proc/PID/stat), or with
+# "children" that of its waited-for children (16-17); awk counts them after the name is cut off.
+proc_cpu() {
+  awk -v t="$ticks" -v f="$([[ ${2:-} == children ]] && echo 14 || echo 12)" \
+    '{ sub(/^.*\) /, ""); printf "%.3f", ($f + $(f + 1)) / t }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
 cgroup_cpu() {
   if [[ -z "$pg_cgroup" ]]; then echo 0
   elif [[ -r $pg_cgroup/cpuacct.usage ]]; then awk '{ printf "%.3f", $1 / 1e9 }' "$pg_cgroup/cpuacct.usage"
   else awk '$1 == "usage_usec" { printf "%.3f", $2 / 1e6 }' "$pg_cgroup/cpu.stat"; fi
 }
 cpu_snapshot() {
-  echo "$(proc_cpu "${pid[$1]}") $(proc_cpu "$payments_pid") $(cgroup_cpu)" \
-    "$(awk -v t="$ticks" '{ sub(/^.*\) /, ""); printf "%.3f", ($14 + $15) / t }' /proc/$$/stat)" \
+  echo "$(proc_cpu "${pid[$1]}") $(proc_cpu "$payments_pid") $(cgroup_cpu) $(proc_cpu $$ children)" \
     "$(awk -v t="$ticks" '$1 == "cpu" { printf "%.3f %.3f", ($2+$3+$4+$7+$8) / t, ($2+$3+$4+$5+$6+$7+$8+$9) / t }' /proc/stat)"
 }
 token=$(tool token "$SECRET")
