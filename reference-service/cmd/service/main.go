@@ -192,6 +192,7 @@ func openPool(ctx context.Context, cfg config.Config, tracer store.QueryMetrics)
 		return nil, fmt.Errorf("ORDERS_DATABASE_URL: %w", err)
 	}
 	pc.MaxConns = cfg.DatabaseMaxConn
+	pc.MinIdleConns = cfg.DatabaseMinIdle
 	pc.ConnConfig.ConnectTimeout = 5 * time.Second
 	pc.ConnConfig.Tracer = tracer
 	store.Configure(pc)

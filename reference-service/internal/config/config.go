@@ -16,6 +16,9 @@ type Config struct {
 	HTTPAddr        string
 	DatabaseURL     string // secret: its password
 	DatabaseMaxConn int32
+	// DatabaseMinIdle is how many idle connections the pool keeps open, so a readiness probe or
+	// the first request after a quiet spell does not pay for a connection handshake.
+	DatabaseMinIdle int32
 	RedisAddr       string // empty: no cache
 	RedisPassword   string // secret
 	NATSURL         string // empty: no relay (events wait in the outbox)
@@ -51,7 +54,8 @@ func Load(getenv func(string) string) (Config, error) {
 	c := Config{
 		HTTPAddr:           p.str("ORDERS_HTTP_ADDR", "127.0.0.1:8080"),
 		DatabaseURL:        p.required("ORDERS_DATABASE_URL"),
-		DatabaseMaxConn:    int32(p.intRange("ORDERS_DATABASE_MAX_CONNS", 20, 1, 1000)), //nolint:gosec // bounded by intRange.
+		DatabaseMaxConn:    int32(p.intRange("ORDERS_DATABASE_MAX_CONNS", 20, 1, 1000)),     //nolint:gosec // bounded by intRange.
+		DatabaseMinIdle:    int32(p.intRange("ORDERS_DATABASE_MIN_IDLE_CONNS", 2, 0, 1000)), //nolint:gosec // bounded by intRange.
 		RedisAddr:          p.str("ORDERS_REDIS_ADDR", ""),
 		RedisPassword:      p.str("ORDERS_REDIS_PASSWORD", ""),
 		NATSURL:            p.str("ORDERS_NATS_URL", ""),
@@ -84,6 +88,9 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.IdempotencyRetain < 24*time.Hour {
 		p.fail("ORDERS_IDEMPOTENCY_RETAIN", "must be at least 24h (the Idempotency-Key draft's minimum)")
 	}
+	if c.DatabaseMinIdle > c.DatabaseMaxConn {
+		p.fail("ORDERS_DATABASE_MIN_IDLE_CONNS", fmt.Sprintf("(%d) must not exceed ORDERS_DATABASE_MAX_CONNS (%d)", c.DatabaseMinIdle, c.DatabaseMaxConn))
+	}
 	if c.IdempotencyLease <= c.RequestBudget {
 		p.fail("ORDERS_IDEMPOTENCY_LEASE", "must exceed ORDERS_REQUEST_BUDGET, or a live request could lose its key")
 	}
@@ -104,6 +111,7 @@ func (c Config) Print(w io.Writer) error {
 		{"ORDERS_HTTP_ADDR", c.HTTPAddr},
 		{"ORDERS_DATABASE_URL", MaskURL(c.DatabaseURL)},
 		{"ORDERS_DATABASE_MAX_CONNS", strconv.Itoa(int(c.DatabaseMaxConn))},
+		{"ORDERS_DATABASE_MIN_IDLE_CONNS", strconv.Itoa(int(c.DatabaseMinIdle))},
 		{"ORDERS_REDIS_ADDR", c.RedisAddr},
 		{"ORDERS_REDIS_PASSWORD", mask(c.RedisPassword)},
 		{"ORDERS_NATS_URL", MaskURL(c.NATSURL)},

@@ -48,11 +48,13 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 	m["ORDERS_RATE_LIMIT_BURST"] = "0"
 	m["ORDERS_CACHE_ENABLED"] = "maybe"
 	m["ORDERS_REQUEST_BUDGET"] = "40s"
+	m["ORDERS_DATABASE_MAX_CONNS"] = "4"
+	m["ORDERS_DATABASE_MIN_IDLE_CONNS"] = "5"
 	_, err := config.Load(env(m))
 	if err == nil {
 		t.Fatal("want errors")
 	}
-	for _, want := range []string{"ORDERS_IDEMPOTENCY_RETAIN", "ORDERS_RATE_LIMIT_BURST", "ORDERS_CACHE_ENABLED", "ORDERS_IDEMPOTENCY_LEASE", "ORDERS_HTTP_WRITE_TIMEOUT"} {
+	for _, want := range []string{"ORDERS_IDEMPOTENCY_RETAIN", "ORDERS_RATE_LIMIT_BURST", "ORDERS_CACHE_ENABLED", "ORDERS_IDEMPOTENCY_LEASE", "ORDERS_HTTP_WRITE_TIMEOUT", "ORDERS_DATABASE_MIN_IDLE_CONNS (5) must not exceed ORDERS_DATABASE_MAX_CONNS (4)"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %s: %v", want, err)
 		}

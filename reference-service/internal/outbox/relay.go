@@ -104,11 +104,18 @@ func (r *Relay) drain(ctx context.Context) error {
 	}
 }
 
-// Step publishes one batch and returns how many events it published.
+// Step publishes one batch and returns how many events it published. It holds one pooled
+// connection at a time: the backlog gauges are read after the batch's transaction has ended, so
+// the relay never takes a second connection from the requests and the readiness probe.
 func (r *Relay) Step(ctx context.Context) (int, error) {
+	n, err := r.publishBatch(ctx)
+	r.refreshBacklog(ctx)
+	return n, err
+}
+
+func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 	if !r.streamReady {
 		if err := r.ensureStream(ctx); err != nil {
-			r.refreshBacklog(ctx)
 			return 0, err
 		}
 		r.streamReady = true
@@ -153,7 +160,6 @@ func (r *Relay) Step(ctx context.Context) (int, error) {
 		}
 		r.m.OutboxPublished.Add(float64(len(done)))
 	}
-	r.refreshBacklog(ctx)
 	if pubErr != nil {
 		var apiErr *jetstream.APIError
 		if errors.As(pubErr, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamNotFound {

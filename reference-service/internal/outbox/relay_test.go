@@ -10,6 +10,7 @@ import (
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2/client"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -36,8 +37,21 @@ func TestRelayDeliversEverythingAfterNATSOutage(t *testing.T) {
 		t.Fatalf("creating the nats proxy: %v", err)
 	}
 
-	pool, _ := testenv.Database(t, pg.DSN)
+	pool, dsn := testenv.Database(t, pg.DSN)
 	st := store.New(pool)
+	// The relay gets a pool of one connection: a step must never need a second one (reading the
+	// backlog inside the batch's transaction would wait for itself and leave the gauge stale).
+	relayPC, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relayPC.MaxConns = 1
+	store.Configure(relayPC)
+	relayPool, err := pgxpool.NewWithConfig(context.Background(), relayPC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(relayPool.Close)
 	m := telemetry.NewMetrics()
 	relayConn, err := nats.Connect("nats://"+tp.ProxyAddr(t, 0), nats.MaxReconnects(-1),
 		nats.ReconnectWait(100*time.Millisecond), nats.RetryOnFailedConnect(true))
@@ -52,7 +66,7 @@ func TestRelayDeliversEverythingAfterNATSOutage(t *testing.T) {
 	cfg := outbox.DefaultConfig()
 	cfg.PollInterval = 20 * time.Millisecond
 	cfg.PublishTimeout = 300 * time.Millisecond
-	relay := outbox.New(pool, js, cfg, m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	relay := outbox.New(relayPool, js, cfg, m, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	relayDone := make(chan error, 1)
 	go func() { relayDone <- relay.Run(ctx) }()
