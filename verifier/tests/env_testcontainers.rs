@@ -129,7 +129,9 @@ async fn the_service_runs_behind_proxies_and_feels_their_faults() {
     eprintln!(
         "slow: {slow_status} in {slow_took:?}; down: {down_status}; after: {after}\n{records:#?}"
     );
-    assert_eq!(slow_status, 200);
+    // Slow is not down: the service keeps idle connections, so its probe pays the toxic on a
+    // ping or two, not on a three-round-trip handshake that would outlast its 1 s timeout.
+    assert_eq!(slow_status, 200, "a 300 ms slow database is still ready");
     assert!(
         slow_took >= Duration::from_millis(300),
         "a 300 ms toxic on postgres slows the readiness check's ping: {slow_took:?}"
