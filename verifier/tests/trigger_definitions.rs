@@ -428,6 +428,10 @@ fn every_metric_in_rules_and_dashboard_is_registered_by_the_service() {
         "outbox_backlog_events",
         "outbox_oldest_event_age_seconds",
         "orders_idempotency_outcomes_total",
+        "db_query_duration_seconds",
+        "db_pool_acquired_connections",
+        "db_pool_idle_connections",
+        "db_pool_empty_acquires_total",
     ] {
         assert!(seen.contains(must), "nothing reads `{must}`");
     }

@@ -74,6 +74,7 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 		return err
 	}
 	defer pool.Close()
+	metrics.ObservePool(pool)
 	migrateCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	err = store.Migrate(migrateCtx, pool)
 	cancel()

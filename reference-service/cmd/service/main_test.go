@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +82,23 @@ func TestRunServesAndShutsDownGracefully(t *testing.T) {
 	if m := fetch(t, base+"/metrics"); !strings.Contains(m, `db_query_duration_seconds_count{outcome="ok",query="PlaceOrderFast"} 1`) {
 		t.Fatalf("query latency not measured by query name:\n%s", m)
 	}
+	// The pool's own statistics: its limit, the warm floor of ORDERS_DATABASE_MIN_IDLE_CONNS (2)
+	// opened at start, and the acquires the order and the relay made.
+	pm := fetch(t, base+"/metrics")
+	if v := metricValue(t, pm, "db_pool_max_connections"); v != 20 {
+		t.Errorf("db_pool_max_connections %v, want the default 20", v)
+	}
+	if open := metricValue(t, pm, "db_pool_idle_connections") + metricValue(t, pm, "db_pool_acquired_connections"); open < 2 {
+		t.Errorf("%v connections open, want at least the 2 idle ones the pool keeps", open)
+	}
+	if v := metricValue(t, pm, "db_pool_new_connections_total"); v < 2 {
+		t.Errorf("db_pool_new_connections_total %v, want at least 2", v)
+	}
+	if v := metricValue(t, pm, "db_pool_acquires_total"); v < 2 {
+		t.Errorf("db_pool_acquires_total %v, want the order's acquires counted", v)
+	}
+	metricValue(t, pm, "db_pool_empty_acquires_total")
+	metricValue(t, pm, "db_pool_empty_acquire_wait_seconds_total")
 
 	// A slow order is in flight when shutdown begins.
 	sim.SetBehaviour(paymentsim.Behaviour{Latency: 1200 * time.Millisecond})
@@ -199,4 +217,20 @@ func fetch(t *testing.T, url string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// metricValue reads an unlabelled sample from a Prometheus text exposition.
+func metricValue(t *testing.T, exposition, name string) float64 {
+	t.Helper()
+	for line := range strings.Lines(exposition) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("%s is not exported", name)
+	return 0
 }
