@@ -7,6 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use verifier::load::{Stop, StopReason};
+use verifier::record::decode_histogram;
 use verifier::report::progress::Mode;
 use verifier::run::{RunError, RunOptions, run};
 use verifier::verdict::Status;
@@ -231,8 +232,16 @@ load:
             "no budgets: nothing to pass"
         );
         // A loopback round trip takes well under a millisecond; a 1 ms timer would push
-        // every latency to 1 ms or more.
-        ensure!(r.overall.p50_us < 1_000, "p50 {} µs", r.overall.p50_us);
+        // every latency to 1 ms or more, the fastest included. The fastest tenth is asked, not
+        // the median: on a busy machine scheduling delay moves the median past 1 ms, never all
+        // of them.
+        let h = decode_histogram(&r.overall.histogram).map_err(|e| e.to_string())?;
+        ensure!(
+            h.value_at_quantile(0.1) < 1_000,
+            "p10 {} µs (p50 {} µs)",
+            h.value_at_quantile(0.1),
+            r.overall.p50_us
+        );
         ensure!(
             r.generator.dispatch_lag_p50_us < 500,
             "lag p50 {} µs",

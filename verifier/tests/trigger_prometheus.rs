@@ -279,17 +279,21 @@ async fn refused_expressions_and_unexported_metrics_are_definition_errors() {
 
     let missing =
         triggers(|t| t.replace("gauge: outbox_backlog_events", "gauge: db_pool_exhausted"));
+    // Families are asked one by one, so the first scrape can land between two questions: wait
+    // until every family the target does export is seen, not just one of them.
+    let mut exported = missing.defs.metric_families();
+    assert!(exported.remove("db_pool_exhausted"));
     let deadline = Instant::now() + Duration::from_secs(20);
     let found = loop {
         let found = exported_families(&missing.defs, &client, Duration::from_secs(60))
             .await
             .unwrap();
-        if found.contains("http_server_requests_total") {
+        if found.is_superset(&exported) {
             break found;
         }
         assert!(
             Instant::now() < deadline,
-            "prometheus never scraped the target"
+            "prometheus has {found:?} of the target's {exported:?}"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
