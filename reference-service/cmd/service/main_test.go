@@ -79,12 +79,12 @@ func TestRunServesAndShutsDownGracefully(t *testing.T) {
 		t.Fatalf("create: %d", st)
 	}
 
-	if m := fetch(t, base+"/metrics"); !strings.Contains(m, `db_query_duration_seconds_count{outcome="ok",query="PlaceOrderFast"} 1`) {
-		t.Fatalf("query latency not measured by query name:\n%s", m)
+	pm := fetch(t, base+"/metrics")
+	if !strings.Contains(pm, `db_query_duration_seconds_count{outcome="ok",query="PlaceOrderFast"} 1`) {
+		t.Fatalf("query latency not measured by query name:\n%s", pm)
 	}
 	// The pool's own statistics: its limit, the warm floor of ORDERS_DATABASE_MIN_IDLE_CONNS (2)
 	// opened at start, and the acquires the order and the relay made.
-	pm := fetch(t, base+"/metrics")
 	if v := metricValue(t, pm, "db_pool_max_connections"); v != 20 {
 		t.Errorf("db_pool_max_connections %v, want the default 20", v)
 	}

@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -36,18 +35,10 @@ func TestDatabaseOutage(t *testing.T) {
 	}
 	_, dsn := testenv.Database(t, pg.DSN)
 	// Same database, reached through the proxy.
-	proxied, err := pgxpool.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxied.ConnConfig.Host, proxied.ConnConfig.Port = splitHostPort(t, tp.ProxyAddr(t, 0))
-	proxied.ConnConfig.ConnectTimeout = time.Second
-	store.Configure(proxied)
-	pool, err := pgxpool.NewWithConfig(context.Background(), proxied)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := testenv.Pool(t, dsn, func(pc *pgxpool.Config) {
+		pc.ConnConfig.Host, pc.ConnConfig.Port = splitHostPort(t, tp.ProxyAddr(t, 0))
+		pc.ConnConfig.ConnectTimeout = time.Second
+	})
 
 	sim := httptest.NewServer(paymentsim.New(paymentsim.Behaviour{}).Handler())
 	t.Cleanup(sim.Close)

@@ -41,17 +41,7 @@ func TestRelayDeliversEverythingAfterNATSOutage(t *testing.T) {
 	st := store.New(pool)
 	// The relay gets a pool of one connection: a step must never need a second one (reading the
 	// backlog inside the batch's transaction would wait for itself and leave the gauge stale).
-	relayPC, err := pgxpool.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	relayPC.MaxConns = 1
-	store.Configure(relayPC)
-	relayPool, err := pgxpool.NewWithConfig(context.Background(), relayPC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(relayPool.Close)
+	relayPool := testenv.Pool(t, dsn, func(pc *pgxpool.Config) { pc.MaxConns = 1 })
 	m := telemetry.NewMetrics()
 	relayConn, err := nats.Connect("nats://"+tp.ProxyAddr(t, 0), nats.MaxReconnects(-1),
 		nats.ReconnectWait(100*time.Millisecond), nats.RetryOnFailedConnect(true))

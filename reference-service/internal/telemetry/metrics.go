@@ -109,29 +109,34 @@ func NewMetrics() *Metrics {
 // connection (an empty acquire) and for how long. Waiting acquires are the pool's saturation: the
 // query timings in db_query_duration_seconds do not include them.
 func (m *Metrics) ObservePool(pool *pgxpool.Pool) {
+	type read = func(*pgxpool.Stat) float64
 	f := promauto.With(m.Registry)
-	stat := func(get func(*pgxpool.Stat) float64) func() float64 {
-		return func() float64 { return get(pool.Stat()) }
+	for _, g := range []struct {
+		opts prometheus.GaugeOpts
+		read read
+	}{
+		{prometheus.GaugeOpts{Name: "db_pool_acquired_connections", Help: "PostgreSQL connections in use by a query or transaction."},
+			func(s *pgxpool.Stat) float64 { return float64(s.AcquiredConns()) }},
+		{prometheus.GaugeOpts{Name: "db_pool_idle_connections", Help: "PostgreSQL connections open and ready (ORDERS_DATABASE_MIN_IDLE_CONNS keeps a floor)."},
+			func(s *pgxpool.Stat) float64 { return float64(s.IdleConns()) }},
+		{prometheus.GaugeOpts{Name: "db_pool_max_connections", Help: "The pool's limit (ORDERS_DATABASE_MAX_CONNS)."},
+			func(s *pgxpool.Stat) float64 { return float64(s.MaxConns()) }},
+	} {
+		f.NewGaugeFunc(g.opts, func() float64 { return g.read(pool.Stat()) })
 	}
-	f.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "db_pool_acquired_connections", Help: "PostgreSQL connections in use by a query or transaction.",
-	}, stat(func(s *pgxpool.Stat) float64 { return float64(s.AcquiredConns()) }))
-	f.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "db_pool_idle_connections", Help: "PostgreSQL connections open and ready (ORDERS_DATABASE_MIN_IDLE_CONNS keeps a floor).",
-	}, stat(func(s *pgxpool.Stat) float64 { return float64(s.IdleConns()) }))
-	f.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "db_pool_max_connections", Help: "The pool's limit (ORDERS_DATABASE_MAX_CONNS).",
-	}, stat(func(s *pgxpool.Stat) float64 { return float64(s.MaxConns()) }))
-	f.NewCounterFunc(prometheus.CounterOpts{
-		Name: "db_pool_acquires_total", Help: "Connections taken from the pool.",
-	}, stat(func(s *pgxpool.Stat) float64 { return float64(s.AcquireCount()) }))
-	f.NewCounterFunc(prometheus.CounterOpts{
-		Name: "db_pool_empty_acquires_total", Help: "Acquires that found no idle connection and waited for one to open or come back.",
-	}, stat(func(s *pgxpool.Stat) float64 { return float64(s.EmptyAcquireCount()) }))
-	f.NewCounterFunc(prometheus.CounterOpts{
-		Name: "db_pool_empty_acquire_wait_seconds_total", Help: "Time spent by those waiting acquires.",
-	}, stat(func(s *pgxpool.Stat) float64 { return s.EmptyAcquireWaitTime().Seconds() }))
-	f.NewCounterFunc(prometheus.CounterOpts{
-		Name: "db_pool_new_connections_total", Help: "Connections opened, each a TCP and SCRAM handshake with PostgreSQL.",
-	}, stat(func(s *pgxpool.Stat) float64 { return float64(s.NewConnsCount()) }))
+	for _, c := range []struct {
+		opts prometheus.CounterOpts
+		read read
+	}{
+		{prometheus.CounterOpts{Name: "db_pool_acquires_total", Help: "Connections taken from the pool."},
+			func(s *pgxpool.Stat) float64 { return float64(s.AcquireCount()) }},
+		{prometheus.CounterOpts{Name: "db_pool_empty_acquires_total", Help: "Acquires that found no idle connection and waited for one to open or come back."},
+			func(s *pgxpool.Stat) float64 { return float64(s.EmptyAcquireCount()) }},
+		{prometheus.CounterOpts{Name: "db_pool_empty_acquire_wait_seconds_total", Help: "Time spent by those waiting acquires."},
+			func(s *pgxpool.Stat) float64 { return s.EmptyAcquireWaitTime().Seconds() }},
+		{prometheus.CounterOpts{Name: "db_pool_new_connections_total", Help: "Connections opened, each a TCP and SCRAM handshake with PostgreSQL."},
+			func(s *pgxpool.Stat) float64 { return float64(s.NewConnsCount()) }},
+	} {
+		f.NewCounterFunc(c.opts, func() float64 { return c.read(pool.Stat()) })
+	}
 }

@@ -38,23 +38,8 @@ func Database(t testing.TB, adminDSN string) (*pgxpool.Pool, string) {
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
 		t.Fatalf("creating database: %v", err)
 	}
-	u, err := url.Parse(adminDSN)
-	if err != nil {
-		t.Fatalf("parsing DSN: %v", err)
-	}
-	u.Path = "/" + name
-	dsn := u.String()
-	pc, err := pgxpool.ParseConfig(dsn)
-	if err != nil {
-		t.Fatalf("pool: %v", err)
-	}
-	store.Configure(pc)
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		t.Fatalf("pool: %v", err)
-	}
+	// Registered before the pool's, so it runs after the pool is closed.
 	t.Cleanup(func() {
-		pool.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		conn, err := pgx.Connect(ctx, adminDSN)
@@ -67,10 +52,37 @@ func Database(t testing.TB, adminDSN string) (*pgxpool.Pool, string) {
 			t.Logf("dropping %s: %v", name, err)
 		}
 	})
+	u, err := url.Parse(adminDSN)
+	if err != nil {
+		t.Fatalf("parsing DSN: %v", err)
+	}
+	u.Path = "/" + name
+	dsn := u.String()
+	pool := Pool(t, dsn, nil)
 	if err := store.Migrate(ctx, pool); err != nil {
 		t.Fatalf("migrating: %v", err)
 	}
 	return pool, dsn
+}
+
+// Pool opens a pool on dsn as the service does (store.Configure applied), after tune, when not
+// nil, has adjusted its configuration; it is closed when the test ends.
+func Pool(t testing.TB, dsn string, tune func(*pgxpool.Config)) *pgxpool.Pool {
+	t.Helper()
+	pc, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		t.Fatalf("pool: %v", err)
+	}
+	if tune != nil {
+		tune(pc)
+	}
+	store.Configure(pc)
+	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
+	if err != nil {
+		t.Fatalf("pool: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }
 
 // Token signs an HS256 token for subject in tenant, valid for an hour.
