@@ -86,14 +86,9 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 	pgStore := store.New(pool)
 	var orders domain.Store = pgStore
 	if cfg.RedisAddr != "" {
-		rdb := redis.NewClient(&redis.Options{
-			Addr: cfg.RedisAddr, Password: cfg.RedisPassword,
-			// Redis is optional: fail fast and let the cache fall through to PostgreSQL.
-			DialTimeout: 200 * time.Millisecond, ReadTimeout: 100 * time.Millisecond, WriteTimeout: 100 * time.Millisecond,
-			MaxRetries: -1, PoolSize: 32,
-		})
+		rdb := redis.NewClient(redisOptions(cfg))
 		defer func() { _ = rdb.Close() }()
-		orders = cache.New(orders, rdb, cache.Config{TTL: cfg.CacheTTL, OpTimeout: 50 * time.Millisecond, Cooldown: time.Second},
+		orders = cache.New(orders, rdb, cache.Config{TTL: cfg.CacheTTL, OpTimeout: cfg.CacheOpTimeout, Cooldown: cfg.CacheCooldown},
 			switches.CacheEnabled, metrics, log)
 	} else {
 		switches.Set(false, cfg.PaymentsEnabled)
@@ -208,6 +203,20 @@ func openPool(ctx context.Context, cfg config.Config, tracer store.QueryMetrics)
 		return nil, fmt.Errorf("database %s: %w", config.MaskURL(cfg.DatabaseURL), err)
 	}
 	return pool, nil
+}
+
+// redisOptions is the Redis client the configuration asks for. Redis is optional: the client fails
+// fast and the cache falls through to PostgreSQL.
+func redisOptions(cfg config.Config) *redis.Options {
+	retries := cfg.RedisMaxRetries
+	if retries == 0 {
+		retries = -1 // go-redis reads 0 as its default of 3 retries; -1 is none
+	}
+	return &redis.Options{
+		Addr: cfg.RedisAddr, Password: cfg.RedisPassword,
+		DialTimeout: cfg.RedisDialTimeout, ReadTimeout: cfg.RedisReadTimeout, WriteTimeout: cfg.RedisWriteTimeout,
+		MaxRetries: retries, PoolSize: cfg.RedisPoolSize,
+	}
 }
 
 // newID returns time-ordered UUIDs (v7), which keep the primary-key index append-mostly.

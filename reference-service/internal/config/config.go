@@ -46,6 +46,17 @@ type Config struct {
 	PaymentsAttemptTTL time.Duration
 	// PprofAddr serves net/http/pprof on its own listener when set; keep it on loopback.
 	PprofAddr string
+
+	// Redis is optional: its client fails fast, and a cache operation that fails or outlasts
+	// CacheOpTimeout sends the read to PostgreSQL. After a failure reads skip Redis for
+	// CacheCooldown, so a dead Redis costs one CacheOpTimeout per cooldown, not one per request.
+	RedisDialTimeout  time.Duration
+	RedisReadTimeout  time.Duration
+	RedisWriteTimeout time.Duration
+	RedisMaxRetries   int // 0: a failed command is not retried
+	RedisPoolSize     int
+	CacheOpTimeout    time.Duration
+	CacheCooldown     time.Duration
 }
 
 // Load parses the environment. Every problem is reported, not only the first.
@@ -58,6 +69,11 @@ func Load(getenv func(string) string) (Config, error) {
 		DatabaseMinIdle:    int32(p.intRange("ORDERS_DATABASE_MIN_IDLE_CONNS", 2, 0, 1000)), //nolint:gosec // bounded by intRange.
 		RedisAddr:          p.str("ORDERS_REDIS_ADDR", ""),
 		RedisPassword:      p.str("ORDERS_REDIS_PASSWORD", ""),
+		RedisDialTimeout:   p.positiveDur("ORDERS_REDIS_DIAL_TIMEOUT", 200*time.Millisecond),
+		RedisReadTimeout:   p.positiveDur("ORDERS_REDIS_READ_TIMEOUT", 100*time.Millisecond),
+		RedisWriteTimeout:  p.positiveDur("ORDERS_REDIS_WRITE_TIMEOUT", 100*time.Millisecond),
+		RedisMaxRetries:    p.intRange("ORDERS_REDIS_MAX_RETRIES", 0, 0, 10),
+		RedisPoolSize:      p.intRange("ORDERS_REDIS_POOL_SIZE", 32, 1, 1000),
 		NATSURL:            p.str("ORDERS_NATS_URL", ""),
 		PaymentsURL:        p.required("ORDERS_PAYMENTS_URL"),
 		JWTSecret:          p.required("ORDERS_JWT_SECRET"),
@@ -74,6 +90,8 @@ func Load(getenv func(string) string) (Config, error) {
 		CacheEnabled:       p.boolean("ORDERS_CACHE_ENABLED", true),
 		PaymentsEnabled:    p.boolean("ORDERS_PAYMENTS_ENABLED", true),
 		CacheTTL:           p.dur("ORDERS_CACHE_TTL", 30*time.Second),
+		CacheOpTimeout:     p.positiveDur("ORDERS_CACHE_OP_TIMEOUT", 50*time.Millisecond),
+		CacheCooldown:      p.dur("ORDERS_CACHE_COOLDOWN", time.Second),
 		IdempotencyLease:   p.dur("ORDERS_IDEMPOTENCY_LEASE", 30*time.Second),
 		IdempotencyRetain:  p.dur("ORDERS_IDEMPOTENCY_RETAIN", 72*time.Hour),
 		LogLevel:           p.str("ORDERS_LOG_LEVEL", "info"),
@@ -114,6 +132,11 @@ func (c Config) Print(w io.Writer) error {
 		{"ORDERS_DATABASE_MIN_IDLE_CONNS", strconv.Itoa(int(c.DatabaseMinIdle))},
 		{"ORDERS_REDIS_ADDR", c.RedisAddr},
 		{"ORDERS_REDIS_PASSWORD", mask(c.RedisPassword)},
+		{"ORDERS_REDIS_DIAL_TIMEOUT", c.RedisDialTimeout.String()},
+		{"ORDERS_REDIS_READ_TIMEOUT", c.RedisReadTimeout.String()},
+		{"ORDERS_REDIS_WRITE_TIMEOUT", c.RedisWriteTimeout.String()},
+		{"ORDERS_REDIS_MAX_RETRIES", strconv.Itoa(c.RedisMaxRetries)},
+		{"ORDERS_REDIS_POOL_SIZE", strconv.Itoa(c.RedisPoolSize)},
 		{"ORDERS_NATS_URL", MaskURL(c.NATSURL)},
 		{"ORDERS_PAYMENTS_URL", MaskURL(c.PaymentsURL)},
 		{"ORDERS_JWT_SECRET", mask(c.JWTSecret)},
@@ -130,6 +153,8 @@ func (c Config) Print(w io.Writer) error {
 		{"ORDERS_CACHE_ENABLED", strconv.FormatBool(c.CacheEnabled)},
 		{"ORDERS_PAYMENTS_ENABLED", strconv.FormatBool(c.PaymentsEnabled)},
 		{"ORDERS_CACHE_TTL", c.CacheTTL.String()},
+		{"ORDERS_CACHE_OP_TIMEOUT", c.CacheOpTimeout.String()},
+		{"ORDERS_CACHE_COOLDOWN", c.CacheCooldown.String()},
 		{"ORDERS_IDEMPOTENCY_LEASE", c.IdempotencyLease.String()},
 		{"ORDERS_IDEMPOTENCY_RETAIN", c.IdempotencyRetain.String()},
 		{"ORDERS_LOG_LEVEL", c.LogLevel},
@@ -222,6 +247,20 @@ func (p *parser) dur(name string, def time.Duration) time.Duration {
 	d, err := time.ParseDuration(v)
 	if err != nil || d < 0 {
 		p.fail(name, fmt.Sprintf("must be a non-negative duration like 250ms, not %q", v))
+		return def
+	}
+	return d
+}
+
+// positiveDur is dur for settings where zero means nothing sensible (a timeout of none).
+func (p *parser) positiveDur(name string, def time.Duration) time.Duration {
+	v := p.getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		p.fail(name, fmt.Sprintf("must be a positive duration like 250ms, not %q", v))
 		return def
 	}
 	return d
