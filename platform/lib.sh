@@ -1,6 +1,8 @@
 # Shared helpers for the platform scripts. Sourced, never run.
 # Every wait here has a deadline; every failure ends with one line that names the cause.
 
+# The label every container the kit starts carries, and that sweep.sh removes by. Shell scripts use
+# these two variables; Go has platformtest.ManagedLabel, and a Go test holds it to this line.
 KIT_LABEL_KEY="io.deliverykit.managed"
 KIT_LABEL="${KIT_LABEL_KEY}=true"
 KIT_STATE_DIR="${KIT_STATE_DIR:-${KIT_ROOT:?}/.kit}"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Remove what an earlier, interrupted run left behind: every container and network carrying the
-# kit's label (io.deliverykit.managed=true). Run at the start of `make test`; safe to run any time
-# no kit test is running. Containers from other projects are never touched.
+# kit's label (KIT_LABEL, from lib.sh). Run at the start of `make test`; safe to run any time no
+# kit test is running. Containers from other projects are never touched.
 set -euo pipefail
 KIT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=platform/lib.sh

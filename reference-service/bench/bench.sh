@@ -33,9 +33,13 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+KIT_ROOT=$(cd .. && pwd)
+# shellcheck source=platform/lib.sh
+. "$KIT_ROOT/platform/lib.sh"
 RATES=${BENCH_RATES:-"200 400 800 1200 1600"}
 DURATION=${BENCH_DURATION:-15s}
-IMAGE=${KIT_IMAGE_POSTGRES:-docker.io/library/postgres:15-bookworm}
+# The official image is the default, as platform/images.conf names it.
+IMAGE=${KIT_IMAGE_POSTGRES:-$(awk '$1 == "postgres" { print $2 }' "$KIT_ROOT/platform/images.conf")}
 GOBIN=$(go env GOPATH)/bin
 VEGETA=${VEGETA:-$GOBIN/vegeta}
 SECRET=bench-secret-bench-secret-bench-secret-01
@@ -60,7 +64,7 @@ echo "== building"
 go build -o "$work/bin/" ./cmd/service ./cmd/paymentsim ./bench/bare
 
 echo "== starting PostgreSQL ($IMAGE) on loopback"
-container=$(docker run -d --label io.deliverykit.managed=true --label io.deliverykit.run=bench \
+container=$(docker run -d --label "$KIT_LABEL" --label io.deliverykit.run=bench \
   -e POSTGRES_USER=kit -e POSTGRES_PASSWORD=kit -e POSTGRES_DB=kit -p 127.0.0.1::5432 "$IMAGE" \
   -c max_connections=200 -c synchronous_commit=on)
 for _ in $(seq 1 120); do

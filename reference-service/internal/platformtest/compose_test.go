@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -20,10 +19,7 @@ import (
 // carries the label the sweep removes by.
 func TestComposeFileIsValid(t *testing.T) {
 	t.Parallel()
-	path, err := filepath.Abs("../../../docker-compose.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	path := composeFile(t)
 	load := func(env []string) map[string]string {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -49,7 +45,7 @@ func TestComposeFileIsValid(t *testing.T) {
 
 	official := load(nil)
 	for _, dep := range []string{"postgres", "redis", "nats", "toxiproxy"} {
-		want := officialDefault(t, dep)
+		want := platformtest.OfficialImage(t, dep)
 		if official[dep] != want {
 			t.Errorf("service %s: image %q with no KIT_IMAGE_* set, want the official %q", dep, official[dep], want)
 		}
@@ -61,32 +57,18 @@ func TestComposeFileIsValid(t *testing.T) {
 	}
 }
 
-// officialDefault reads the official image for name from platform/images.conf, the one place
-// image names live.
-func officialDefault(t *testing.T, name string) string {
+// composeFile is the repository's docker-compose.yml.
+func composeFile(t *testing.T) string {
 	t.Helper()
-	conf, err := os.ReadFile("../../../platform/images.conf")
+	wd, err := os.Getwd()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for line := range strings.SplitSeq(string(conf), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 3 && f[0] == name {
-			return f[1]
-		}
+	root, err := platformtest.FindRepoRoot(wd)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("platform/images.conf does not name %s", name)
-	return ""
-}
-
-// TestOfficialDefaultsMatchImagesConf keeps the Go defaults in step with platform/images.conf.
-func TestOfficialDefaultsMatchImagesConf(t *testing.T) {
-	t.Parallel()
-	for _, name := range []string{"postgres", "redis", "nats", "toxiproxy"} {
-		if got, want := platformtest.OfficialImage(name), officialDefault(t, name); got != want {
-			t.Errorf("platformtest's official image for %s is %q; platform/images.conf says %q", name, got, want)
-		}
-	}
+	return filepath.Join(root, "docker-compose.yml")
 }
 
 // TestComposeObservabilityProfile holds the `observability` profile to what it promises: a
@@ -94,10 +76,7 @@ func TestOfficialDefaultsMatchImagesConf(t *testing.T) {
 // file it mounts present in the repository, and kept out of a plain `up`.
 func TestComposeObservabilityProfile(t *testing.T) {
 	t.Parallel()
-	path, err := filepath.Abs("../../../docker-compose.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	path := composeFile(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	opts, err := cli.NewProjectOptions([]string{path}, cli.WithWorkingDirectory(filepath.Dir(path)),

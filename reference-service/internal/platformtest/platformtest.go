@@ -3,9 +3,15 @@
 // prescribes.
 //
 // Images come from KIT_IMAGE_<NAME> (exported by `make` from .kit/images.env, which
-// platform/images.sh writes) and default to the official images. Every container carries
-// Labels(), so `make test` can sweep what an interrupted run left behind. Ryuk, testcontainers'
-// reaper, cannot be pulled where no registry is reachable; cleanup is t.Cleanup plus that sweep.
+// platform/images.sh writes) and default to the official images that platform/images.conf names.
+// Every container carries Labels(), so `make test` can sweep what an interrupted run left behind.
+// Ryuk, testcontainers' reaper, cannot be pulled where no registry is reachable; cleanup is
+// t.Cleanup plus that sweep.
+//
+// Importing the package changes nothing; a test package that starts containers runs its tests
+// through Run, which prepares testcontainers' environment first:
+//
+//	func TestMain(m *testing.M) { os.Exit(platformtest.Run(m)) }
 package platformtest
 
 import (
@@ -16,6 +22,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,47 +36,78 @@ import (
 )
 
 // ManagedLabel marks every container the kit starts; platform/sweep.sh removes containers that
-// carry it.
+// carry it (platform/lib.sh's KIT_LABEL_KEY is the same name).
 const ManagedLabel = "io.deliverykit.managed"
+
+// RunLabel carries RunID, so one test process's containers can be told apart.
+const RunLabel = "io.deliverykit.run"
 
 // StartTimeout bounds how long any one container may take to become ready.
 const StartTimeout = 90 * time.Second
 
-var officialImages = map[string]string{
-	"postgres":  "docker.io/library/postgres:15-bookworm",
-	"redis":     "docker.io/library/redis:7.0-bookworm",
-	"nats":      "docker.io/library/nats:2.10.27",
-	"toxiproxy": "ghcr.io/shopify/toxiproxy:2.12.0",
-}
-
-// OfficialImage is the official image for a dependency, as platform/images.conf names it.
-func OfficialImage(name string) string {
-	return officialImages[name]
-}
-
-// Image returns the image to use for a dependency: KIT_IMAGE_<NAME> or the official default.
-func Image(name string) string {
-	if v := os.Getenv("KIT_IMAGE_" + strings.ToUpper(name)); v != "" {
+// Image returns the image to use for a dependency: KIT_IMAGE_<NAME> when set, otherwise the
+// official image platform/images.conf names for it. The file is read only when no override is
+// set; a file that is missing or malformed, or names no official image for name, fails tb.
+func Image(tb testing.TB, name string) string {
+	tb.Helper()
+	if v := os.Getenv(imageEnv(name)); v != "" {
 		return v
 	}
-	if v, ok := officialImages[name]; ok {
-		return v
-	}
-	panic(fmt.Sprintf("platformtest: no image is configured for %q", name))
+	return OfficialImage(tb, name)
 }
 
-func init() {
+// OfficialImage is the official image platform/images.conf names for a dependency.
+func OfficialImage(tb testing.TB, name string) string {
+	tb.Helper()
+	conf, err := loadImages()
+	if err != nil {
+		tb.Fatalf("platformtest: %v", err)
+	}
+	e, ok := conf.Images[name]
+	switch {
+	case !ok:
+		tb.Fatalf("platformtest: %s names no image %q (set %s to choose one)", conf.Path, name, imageEnv(name))
+	case e.Official == "":
+		tb.Fatalf("platformtest: %s names no official image for %q (set %s to choose one)", conf.Path, name, imageEnv(name))
+	}
+	return e.Official
+}
+
+func imageEnv(name string) string { return "KIT_IMAGE_" + strings.ToUpper(name) }
+
+// envReady is set once Run has prepared the environment; starting a container without it is a
+// wiring mistake in the test package, reported as such instead of as a connection failure.
+var envReady atomic.Bool
+
+// Run prepares the process environment for testcontainers, then runs the package's tests and
+// returns m.Run's exit code. Every test package that starts containers calls it from TestMain.
+func Run(m *testing.M) int {
+	if err := setEnv(); err != nil {
+		fmt.Fprintf(os.Stderr, "platformtest: %v\n", err)
+		return 2
+	}
+	envReady.Store(true)
+	return m.Run()
+}
+
+// setEnv sets what testcontainers reads from the environment, where the caller has not set it.
+func setEnv() error {
 	// This machine carries /.dockerenv, so testcontainers would take itself to run inside a
 	// container and dial the default gateway to reach published ports. The engine is local and
 	// publishes on every interface: pin the host to loopback, where test traffic belongs.
 	if os.Getenv("TESTCONTAINERS_HOST_OVERRIDE") == "" && !strings.HasPrefix(os.Getenv("DOCKER_HOST"), "tcp://") {
-		_ = os.Setenv("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
+		if err := os.Setenv("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1"); err != nil {
+			return err
+		}
 	}
 	// Ryuk, the reaper, is an image that cannot be pulled here; cleanup is t.Cleanup plus the
 	// label sweep.
 	if os.Getenv("TESTCONTAINERS_RYUK_DISABLED") == "" {
-		_ = os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
+		if err := os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true"); err != nil {
+			return err
+		}
 	}
+	return nil
 }
 
 var (
@@ -92,7 +130,7 @@ func RunID() string {
 
 // Labels are the labels every container started by the kit carries.
 func Labels() map[string]string {
-	return map[string]string{ManagedLabel: "true", "io.deliverykit.run": RunID()}
+	return map[string]string{ManagedLabel: "true", RunLabel: RunID()}
 }
 
 // common are the options every container gets: the kit's labels, and testcontainers' chatter routed
@@ -110,6 +148,10 @@ func common(tb testing.TB, on []*On) []testcontainers.ContainerCustomizer {
 
 func startCtx(tb testing.TB) (context.Context, context.CancelFunc) {
 	tb.Helper()
+	if !envReady.Load() {
+		tb.Fatal("platformtest: this test package starts containers but its TestMain does not run " +
+			"its tests through platformtest.Run: add func TestMain(m *testing.M) { os.Exit(platformtest.Run(m)) }")
+	}
 	return context.WithTimeout(context.Background(), StartTimeout)
 }
 
@@ -122,7 +164,7 @@ func fatalStart(tb testing.TB, what string, err error) {
 		strings.Contains(err.Error(), "rootless Docker not found") {
 		hint = " (no Docker engine answers: run `make test`, which starts one, or platform/engine.sh)"
 	}
-	tb.Fatalf("platformtest: starting %s (%s): %v%s", what, Image(what), err, hint)
+	tb.Fatalf("platformtest: starting %s (%s): %v%s", what, Image(tb, what), err, hint)
 }
 
 // Network creates a Docker network removed when the test ends; containers on it reach each other
@@ -178,7 +220,7 @@ func StartPostgres(tb testing.TB, on ...*On) *Postgres {
 		postgres.BasicWaitStrategies(),
 	}
 	opts = append(opts, common(tb, on)...)
-	c, err := postgres.Run(ctx, Image("postgres"), opts...)
+	c, err := postgres.Run(ctx, Image(tb, "postgres"), opts...)
 	testcontainers.CleanupContainer(tb, c)
 	if err != nil {
 		fatalStart(tb, "postgres", err)
@@ -203,7 +245,7 @@ func StartRedis(tb testing.TB, on ...*On) *Redis {
 	ctx, cancel := startCtx(tb)
 	defer cancel()
 	opts := common(tb, on)
-	c, err := redis.Run(ctx, Image("redis"), opts...)
+	c, err := redis.Run(ctx, Image(tb, "redis"), opts...)
 	testcontainers.CleanupContainer(tb, c)
 	if err != nil {
 		fatalStart(tb, "redis", err)
@@ -228,7 +270,7 @@ func StartNATS(tb testing.TB, on ...*On) *NATS {
 	ctx, cancel := startCtx(tb)
 	defer cancel()
 	opts := common(tb, on)
-	c, err := nats.Run(ctx, Image("nats"), opts...)
+	c, err := nats.Run(ctx, Image(tb, "nats"), opts...)
 	testcontainers.CleanupContainer(tb, c)
 	if err != nil {
 		fatalStart(tb, "nats", err)
@@ -267,7 +309,7 @@ func StartToxiproxy(tb testing.TB, proxyPorts int, on ...*On) *Toxiproxy {
 			WithStartupTimeout(StartTimeout)),
 	}
 	opts = append(opts, common(tb, on)...)
-	c, err := testcontainers.Run(ctx, Image("toxiproxy"), opts...)
+	c, err := testcontainers.Run(ctx, Image(tb, "toxiproxy"), opts...)
 	testcontainers.CleanupContainer(tb, c)
 	if err != nil {
 		fatalStart(tb, "toxiproxy", err)
