@@ -102,7 +102,7 @@ pub fn main() -> ExitCode {
             print!(
                 "{}",
                 match args.which {
-                    SchemaKind::Scenario => crate::scenario::json_schema(),
+                    SchemaKind::Scenario => crate::plan::json_schema(),
                     SchemaKind::Report => crate::report::json_schema(),
                 }
             );
@@ -123,7 +123,7 @@ pub fn main() -> ExitCode {
     };
     let code = runtime.block_on(async move {
         match cli.command {
-            Command::Env(args) => crate::envinfo::print(args).await,
+            Command::Env(args) => crate::envinfo::print(args.docker_host.as_deref()).await,
             Command::Run(args) => run(args).await,
             Command::Validate(_) | Command::Schema(_) | Command::Triggers(_) => exit_codes::USAGE,
         }
@@ -137,7 +137,7 @@ pub fn validate(files: &[PathBuf]) -> u8 {
     for f in files {
         // The trigger file a scenario names is part of it: a bad definition there is exit 2
         // here as in `run`, before any load. Checks against the running service stay in `run`.
-        let checked = crate::scenario::load_file(f).and_then(|s| {
+        let checked = crate::plan::load_file(f).and_then(|s| {
             let triggers = s
                 .triggers
                 .as_ref()

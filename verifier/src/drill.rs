@@ -6,46 +6,61 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::effects::{self, Ack, InvariantSpec, Violation, probe};
+use crate::effects::{self, AckLog, InvariantSpec, MAX_ACKS, Violation, probe};
 use crate::env::{EnvError, Environment, EnvironmentSpec, spec::expand};
 use crate::fault::plan::Fault;
 use crate::fault::timeline::{self, FaultRecord};
 
-/// Most acknowledgements kept for the invariants; past this the invariants are inconclusive
-/// rather than the verifier's memory growing without bound.
-pub const MAX_ACKS: usize = 1_000_000;
-
-/// Where the load engines report how each effect-creating request ended.
-#[derive(Debug, Default)]
-pub struct AckLog {
-    acks: Mutex<Vec<Ack>>,
-    overflowed: std::sync::atomic::AtomicBool,
+/// One fault of the drill. Times are seconds from the start of load.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct FaultReport {
+    pub name: String,
+    pub target: String,
+    pub kind: String,
+    pub planned_start_s: f64,
+    pub planned_end_s: f64,
+    pub applied_at_s: Option<f64>,
+    pub reverted_at_s: Option<f64>,
+    /// What the service is expected to do meanwhile, from the scenario.
+    pub expect: Option<String>,
+    pub error: Option<String>,
+    /// What the load saw while it was active (requests due in its window), when the scenario
+    /// declares a steady state.
+    pub observed: Option<FaultEffect>,
 }
 
-impl AckLog {
-    pub fn push(&self, ack: Ack) {
-        let mut g = self.acks.lock().unwrap_or_else(|p| p.into_inner());
-        if g.len() < MAX_ACKS {
-            g.push(ack);
-        } else {
-            self.overflowed
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-    }
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct FaultEffect {
+    pub requests: u64,
+    pub error_rate: f64,
+    pub p99_us: u64,
+}
 
-    pub fn take(&self) -> (Vec<Ack>, bool) {
-        let acks = std::mem::take(&mut *self.acks.lock().unwrap_or_else(|p| p.into_inner()));
-        (
-            acks,
-            self.overflowed.load(std::sync::atomic::Ordering::Relaxed),
-        )
-    }
+/// What the read-backs found.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct InvariantReport {
+    /// Effect-creating requests answered with a 2xx.
+    pub acknowledged: usize,
+    /// Effect-creating requests answered with a 5xx or not at all.
+    pub uncertain: usize,
+    pub violations: Vec<ViolationReport>,
+    /// Why the invariants could not be decided, if they could not.
+    pub inconclusive: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ViolationReport {
+    pub rule: String,
+    pub key: Option<String>,
+    pub id: Option<String>,
+    pub detail: String,
 }
 
 /// The outcome of the invariants.
@@ -184,9 +199,6 @@ pub async fn read_back(
     }
 }
 
-/// Shared handle the engines use.
-pub type SharedAckLog = Arc<AckLog>;
-
 /// Rules and report sections for the faults: a fault that never took effect leaves the drill
 /// unable to vouch for what it was meant to test (inconclusive); one that could not be reverted
 /// leaves the environment broken (fail).
@@ -194,11 +206,8 @@ pub fn fault_results(
     records: &[FaultRecord],
     plan: &[Fault],
     phases: Option<&crate::steady::Phases>,
-) -> (
-    Vec<crate::verdict::RuleResult>,
-    Vec<crate::report::FaultReport>,
-) {
-    use crate::verdict::{RuleKind, RuleResult, Status};
+) -> (Vec<crate::rule::RuleResult>, Vec<FaultReport>) {
+    use crate::rule::{RuleKind, RuleResult, Status};
     let s = |d: Duration| (d.as_secs_f64() * 1000.0).round() / 1000.0;
     let mut rules = Vec::new();
     let mut reports = Vec::new();
@@ -240,7 +249,7 @@ pub fn fault_results(
             detail: expect.clone().unwrap_or_default(),
             evidence: Vec::new(),
         });
-        reports.push(crate::report::FaultReport {
+        reports.push(FaultReport {
             name: r.name.clone(),
             target: r.target.clone(),
             kind: r.kind.to_owned(),
@@ -251,7 +260,7 @@ pub fn fault_results(
             expect,
             error: r.error.clone(),
             observed: phases.and_then(|p| p.during(&r.name)).map(
-                |(requests, error_rate, p99_us)| crate::report::FaultEffect {
+                |(requests, error_rate, p99_us)| FaultEffect {
                     requests,
                     error_rate: (error_rate * 1e4).round() / 1e4,
                     p99_us,
@@ -284,11 +293,8 @@ const INVARIANTS: [(&str, &str); 5] = [
 pub fn invariant_results(
     outcome: &InvariantOutcome,
     events_checked: bool,
-) -> (
-    Vec<crate::verdict::RuleResult>,
-    crate::report::InvariantReport,
-) {
-    use crate::verdict::{RuleKind, RuleResult, Status};
+) -> (Vec<crate::rule::RuleResult>, InvariantReport) {
+    use crate::rule::{RuleKind, RuleResult, Status};
     match outcome {
         InvariantOutcome::Inconclusive(why) => (
             vec![RuleResult {
@@ -302,7 +308,7 @@ pub fn invariant_results(
                 detail: why.clone(),
                 evidence: Vec::new(),
             }],
-            crate::report::InvariantReport {
+            InvariantReport {
                 acknowledged: 0,
                 uncertain: 0,
                 violations: Vec::new(),
@@ -348,12 +354,12 @@ pub fn invariant_results(
                     evidence: Vec::new(),
                 });
             }
-            let report = crate::report::InvariantReport {
+            let report = InvariantReport {
                 acknowledged: *acknowledged,
                 uncertain: *uncertain,
                 violations: violations
                     .iter()
-                    .map(|v| crate::report::ViolationReport {
+                    .map(|v| ViolationReport {
                         rule: v.rule.to_owned(),
                         key: v.key.clone(),
                         id: v.id.clone(),

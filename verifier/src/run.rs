@@ -8,14 +8,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::check::{self, WindowWatch};
 use crate::contract::conformance::Conformance;
-use crate::drill::{self, AckLog, Drill};
+use crate::drill::{self, Drill};
+use crate::effects::{AckLog, AckTap};
 use crate::env::EnvironmentSpec;
 use crate::exit_codes;
-use crate::load::EffectTap;
 use crate::load::{self, Collector, Plan, Stop, StopReason};
 use crate::record::Recorder;
 use crate::report::{self, GeneratorReport, Report, RunFacts, progress};
-use crate::scenario::{self, Load, ScenarioError};
+use crate::scenario::{Load, ScenarioError};
 use crate::steady::Phases;
 use crate::verdict::Verdict;
 
@@ -65,6 +65,15 @@ impl RunError {
     }
 }
 
+impl From<crate::trigger::gate::PrepareError> for RunError {
+    fn from(e: crate::trigger::gate::PrepareError) -> Self {
+        match e {
+            crate::trigger::gate::PrepareError::Definition(d) => RunError::Scenario(d),
+            crate::trigger::gate::PrepareError::Environment(m) => RunError::Environment(m),
+        }
+    }
+}
+
 /// Extra time past the plan before the run is cut off regardless of the engines.
 const GRACE: Duration = Duration::from_secs(30);
 
@@ -73,7 +82,7 @@ pub async fn run(
     stop: Stop,
     getenv: &dyn Fn(&str) -> Option<String>,
 ) -> Result<RunOutput, RunError> {
-    let scenario = scenario::load_file(&opts.scenario)?;
+    let scenario = crate::plan::load_file(&opts.scenario)?;
     let file = opts.scenario.display().to_string();
     let mut env_spec = scenario.environment.clone();
     if opts.target.is_some() && matches!(env_spec, EnvironmentSpec::Testcontainers(_)) {
@@ -89,7 +98,8 @@ pub async fn run(
         env_spec = EnvironmentSpec::None;
     }
     if let EnvironmentSpec::Testcontainers(c) = &env_spec {
-        crate::env::spec::check_env_vars(c).map_err(|m| RunError::Usage(format!("{file}: {m}")))?;
+        crate::env::spec::check_env_vars(c)
+            .map_err(|m| RunError::Usage(format!("{file}: {m}")))?;
     }
     let mut drill = if matches!(env_spec, EnvironmentSpec::None) {
         None
@@ -127,7 +137,7 @@ pub async fn run(
 /// The run inside its environment; returns the report for `run` to complete and write.
 async fn run_in(
     opts: &RunOptions,
-    scenario: &scenario::Scenario,
+    scenario: &crate::plan::Scenario,
     file: &str,
     stop: Stop,
     getenv: &dyn Fn(&str) -> Option<String>,
@@ -136,13 +146,13 @@ async fn run_in(
     let file = file.to_owned();
     let env_target = drill.as_ref().and_then(|d| d.env.target.clone());
     let target = opts.target.as_deref().or(env_target.as_deref());
-    let mut plan = Plan::new(scenario, target, getenv).map_err(|source| RunError::Plan {
+    let mut plan = Plan::new(scenario.core(), target, getenv).map_err(|source| RunError::Plan {
         file: file.clone(),
         source,
     })?;
     let acks = scenario.invariants.as_ref().map(|inv| {
         let log = Arc::new(AckLog::default());
-        let tap = Arc::new(EffectTap {
+        let tap: Arc<dyn crate::load::EffectTap> = Arc::new(AckTap {
             key: inv.key.clone(),
             id_pointer: inv.id_pointer.clone(),
             log: log.clone(),
@@ -183,7 +193,7 @@ async fn run_in(
         None => None,
     };
     let functional = crate::functional::before_load(
-        scenario,
+        scenario.functional(),
         &file,
         &plan.target.base,
         drill
@@ -221,7 +231,7 @@ async fn run_in(
                 o,
                 &plan.target.base,
                 drill.as_ref().and_then(|d| d.env.service_capture()),
-                crate::observe::probe_headers(scenario, getenv),
+                crate::observe::probe_headers(&scenario.defaults.headers, getenv),
             )
             .await,
         ),
@@ -250,9 +260,11 @@ async fn run_in(
     };
     let recorder = Recorder::new(origin, plan.endpoints.clone(), budgets.window.map(|d| d.0));
     let collector = Collector::new(recorder, on_window);
-    if let Some(ss) = &scenario.steady_state {
-        collector.set_phases(Phases::plan(ss, &scenario.faults, plan.planned));
-    }
+    let phases = scenario.steady_state.as_ref().map(|ss| {
+        let phases = Arc::new(Mutex::new(Phases::plan(ss, &scenario.faults, plan.planned)));
+        collector.feed_by_due(phases.clone());
+        phases
+    });
     if let Some(d) = drill.as_mut() {
         d.start_faults(tokio::time::Instant::from_std(origin));
     }
@@ -333,7 +345,7 @@ async fn run_in(
     if let Some(w) = watch.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
         rules.extend(w.results());
     }
-    let phases = collector.phases();
+    let phases = phases.map(|p| p.lock().unwrap_or_else(|e| e.into_inner()).clone());
     if let Some(p) = &phases {
         rules.extend(p.results());
     }

@@ -14,8 +14,8 @@ use serde::Deserialize;
 
 use crate::fault::plan::Fault;
 use crate::record::{Outcome, Stats};
+use crate::rule::{RuleKind, RuleResult, Status};
 use crate::scenario::Dur;
-use crate::verdict::{RuleKind, RuleResult, Status};
 
 /// The `steady_state:` section of a scenario.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -70,6 +70,12 @@ fn secs(d: Duration) -> String {
     format!("{:.0}s", d.as_secs_f64())
 }
 
+impl crate::record::DueSink for Phases {
+    fn record_due(&mut self, due: Duration, latency: Duration, outcome: Outcome) {
+        self.record(due, latency, outcome);
+    }
+}
+
 impl Phases {
     /// Lays out the phases from the plan: the baseline before the first fault, one per fault
     /// with a declared tolerance, and one recovery phase after each fault.
@@ -121,7 +127,7 @@ impl Phases {
 
     /// Records a request into every phase whose range holds `sent` (its intended send time,
     /// from the start of load).
-    pub fn record(&mut self, sent: Duration, latency: Duration, outcome: Outcome) {
+    fn record(&mut self, sent: Duration, latency: Duration, outcome: Outcome) {
         for p in &mut self.phases {
             if p.from <= sent && sent < p.to {
                 p.stats.record(latency, outcome);
@@ -180,11 +186,11 @@ impl Phases {
                     kind: RuleKind::Latency,
                     scope: p.label.clone(),
                     endpoint: Some("*".into()),
-                    budget: format!("{label} <= {}", crate::check::fmt_us(ceiling_us)),
+                    budget: format!("{label} <= {}", crate::rule::fmt_us(ceiling_us)),
                     observed: if short {
                         "-".into()
                     } else {
-                        crate::check::fmt_us(observed_us)
+                        crate::rule::fmt_us(observed_us)
                     },
                     status,
                     detail,

@@ -3,82 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::exit_codes;
-
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Pass,
-    Inconclusive,
-    Fail,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pass => "pass",
-            Status::Inconclusive => "inconclusive",
-            Status::Fail => "fail",
-        }
-    }
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Status::Pass => exit_codes::PASS,
-            Status::Fail => exit_codes::GATE_FAILED,
-            Status::Inconclusive => exit_codes::INCONCLUSIVE,
-        }
-    }
-}
-
-/// What a rule is about; the verdict treats latency rules specially when the generator
-/// could not keep its schedule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RuleKind {
-    Latency,
-    ErrorRate,
-    Throughput,
-    Generator,
-    /// A fault of the drill: applied and reverted as planned.
-    Fault,
-    /// A nothing-lost invariant, from read-backs of what the service stored and published.
-    Invariant,
-    /// A functional check: idempotent retries, the service's own retry discipline.
-    Functional,
-    /// Responses against the OpenAPI contract.
-    Contract,
-    /// Authentication, tenant isolation, rate limits, malformed input.
-    Security,
-    /// A rollback trigger evaluated during the run.
-    Trigger,
-    /// Metrics, traces and logs the service must emit.
-    Observability,
-}
-
-/// One rule's result, with the observed value beside its budget.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct RuleResult {
-    /// Stable identifier, e.g. `latency.create-order.p99` or `window.error_rate`.
-    pub id: String,
-    pub kind: RuleKind,
-    /// `whole run` or `sliding 10s windows`.
-    pub scope: String,
-    /// Endpoint name, `*` for all requests, absent for run-wide rules.
-    pub endpoint: Option<String>,
-    /// The budget as a person reads it, e.g. `p99 <= 200 ms`.
-    pub budget: String,
-    /// The observed value as a person reads it, e.g. `183.4 ms`.
-    pub observed: String,
-    pub status: Status,
-    /// Why the status is what it is, when that is not obvious.
-    pub detail: String,
-    /// What a person needs to replay or see the failure: requests as `curl` lines, the first
-    /// offending responses, log lines. Empty for most rules.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub evidence: Vec<String>,
-}
+use crate::rule::{RuleKind, RuleResult, Status};
 
 /// The combined result of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -169,17 +94,7 @@ mod tests {
     use super::*;
 
     fn rule(id: &str, kind: RuleKind, status: Status) -> RuleResult {
-        RuleResult {
-            id: id.into(),
-            kind,
-            scope: "whole run".into(),
-            endpoint: None,
-            budget: String::new(),
-            observed: String::new(),
-            status,
-            detail: String::new(),
-            evidence: Vec::new(),
-        }
+        RuleResult::new(id, kind, status)
     }
 
     #[test]

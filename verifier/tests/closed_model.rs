@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use verifier::load::Stop;
 use verifier::report::progress::Mode;
+use verifier::rule::Status;
 use verifier::run::{RunOptions, run};
-use verifier::verdict::Status;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_run_journeys_with_captures_and_think_time() {

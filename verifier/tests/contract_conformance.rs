@@ -9,7 +9,7 @@ mod standin;
 mod support;
 
 use standin::{Break, rule, run, run_edited};
-use verifier::verdict::Status;
+use verifier::rule::Status;
 
 /// [`contract_common::caught`], and the evidence shows the answer too.
 async fn caught(b: Break, id: &str, why: &str) {
@@ -117,7 +117,7 @@ fn scenario_error(extra: &str, step_path: &str) -> String {
         .replace("path: /v1/orders?limit=5", &format!("path: {step_path}"))
         + extra;
     std::fs::write(&p, yaml).unwrap();
-    verifier::scenario::load_file(&p).unwrap_err().to_string()
+    verifier::plan::load_file(&p).unwrap_err().to_string()
 }
 
 #[test]
@@ -143,7 +143,7 @@ fn a_contract_that_does_not_parse_or_a_security_section_naming_no_operation_is_r
     std::fs::write(&bad, "openapi: [unclosed").unwrap();
     let with = |y: String| {
         std::fs::write(&p, y).unwrap();
-        verifier::scenario::load_file(&p).unwrap_err().to_string()
+        verifier::plan::load_file(&p).unwrap_err().to_string()
     };
     let e = with(yaml.replace(
         &yaml[yaml.find("  openapi: ").unwrap()..yaml.find("\n  conformance").unwrap()],

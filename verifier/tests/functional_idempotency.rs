@@ -19,7 +19,7 @@ mod support;
 
 use verifier::fault::timeline::Injector;
 use verifier::functional::proxy::ServiceProxy;
-use verifier::verdict::{RuleResult, Status};
+use verifier::rule::{RuleResult, Status};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Defect {
@@ -428,13 +428,13 @@ async fn pass_with(
         "      concurrency: 6\n",
         &format!("{effect_extra}\n      concurrency: 6\n"),
     );
-    let mut s = verifier::scenario::parse(&file, &text).unwrap_or_else(|e| panic!("{e}"));
+    let mut s = verifier::plan::parse(&file, &text).unwrap_or_else(|e| panic!("{e}"));
     let injector = dependency.map(|(name, inj)| {
         s.functional.as_mut().unwrap().idempotency[0].dependency_fault = Some(name.to_owned());
         inj
     });
     let out = verifier::functional::before_load(
-        &s,
+        s.functional(),
         &file.display().to_string(),
         &standin.url,
         BTreeMap::new(),
@@ -640,14 +640,14 @@ async fn a_retry_after_a_dependency_cut_must_not_write_again() {
 async fn an_operation_the_contract_lacks_is_refused_where_it_is_written() {
     let (file, text) = scenario("http://127.0.0.1:9", "");
     let text = text.replace("- operation: createOrder", "- operation: placeOrder");
-    let e = verifier::scenario::parse(&file, &text).unwrap_err();
+    let e = verifier::plan::parse(&file, &text).unwrap_err();
     assert_eq!(e.field, "functional.idempotency[0].operation");
     assert!(e.line.is_some(), "{e}");
     assert!(
         e.message.contains("no operation `placeOrder`") && e.message.contains("createOrder"),
         "{e}"
     );
-    let e = verifier::scenario::parse(
+    let e = verifier::plan::parse(
         &file,
         &text.replace("  retry_discipline:", "  retry_discipline_x:"),
     )
@@ -706,9 +706,9 @@ async fn a_cut_off_pass_leaves_no_fault_behind() {
         "  retry_discipline:",
         "  retry_discipline:\n    timeout: 30s",
     );
-    let s = verifier::scenario::parse(&file, &text).unwrap_or_else(|e| panic!("{e}"));
+    let s = verifier::plan::parse(&file, &text).unwrap_or_else(|e| panic!("{e}"));
     let out = verifier::functional::before_load(
-        &s,
+        s.functional(),
         &file.display().to_string(),
         &standin.url,
         BTreeMap::new(),
@@ -771,16 +771,16 @@ async fn bad_functional_sections_are_refused_with_the_field_to_blame() {
         ),
     ];
     for (yaml, field, says) in cases {
-        let e = verifier::scenario::parse(&file, &yaml).unwrap_err();
+        let e = verifier::plan::parse(&file, &yaml).unwrap_err();
         assert_eq!(e.field, field, "{e}");
         assert!(e.message.contains(says), "{e}");
     }
     // A body that renders the same correlation value twice leaves the cases nothing to tell
     // apart; found when the pass is prepared, before any request.
     let (file, text) = scenario("http://127.0.0.1:9", "");
-    let s = verifier::scenario::parse(&file, &text.replace("t-${uuid}@", "t@")).unwrap();
+    let s = verifier::plan::parse(&file, &text.replace("t-${uuid}@", "t@")).unwrap();
     let e = verifier::functional::before_load(
-        &s,
+        s.functional(),
         "f.yaml",
         "http://127.0.0.1:9",
         BTreeMap::new(),

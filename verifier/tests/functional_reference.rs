@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use verifier::env::{Environment, EnvironmentSpec};
-use verifier::verdict::Status;
+use verifier::rule::Status;
 
 const SECRET: &str = "functional-test-secret-0123456789abcdef-xyz";
 
@@ -66,7 +66,7 @@ async fn shipped_pass(name: &str) -> Duration {
             &format!("command: [\"{}\"]", service.display()),
         )
         .replace("${env.ORDERS_JWT_SECRET}", SECRET);
-    let scenario = verifier::scenario::parse(&file, &text).unwrap_or_else(|e| panic!("{e}"));
+    let scenario = verifier::plan::parse(&file, &text).unwrap_or_else(|e| panic!("{e}"));
     assert!(matches!(
         scenario.environment,
         EnvironmentSpec::Testcontainers(_)
@@ -77,7 +77,7 @@ async fn shipped_pass(name: &str) -> Duration {
     let target = env.target.clone().unwrap();
     let getenv = |k: &str| (k == "VERIFIER_TOKEN").then(|| token.clone());
     let outcome = verifier::functional::before_load(
-        &scenario,
+        scenario.functional(),
         &file.display().to_string(),
         &target,
         env.endpoints.clone(),

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use verifier::observe::{ObservabilitySpec, Observer};
 use verifier::record::{Outcome, Recorder};
-use verifier::verdict::{RuleResult, Status};
+use verifier::rule::{RuleResult, Status};
 
 const SPEC: &str = r#"
 metrics:

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use verifier::load::{Stop, StopReason};
 use verifier::record::decode_histogram;
 use verifier::report::progress::Mode;
+use verifier::rule::Status;
 use verifier::run::{RunError, RunOptions, run};
-use verifier::verdict::Status;
 
 fn opts(path: &std::path::Path, dir: &std::path::Path, target: &str) -> RunOptions {
     RunOptions {
@@ -21,7 +21,7 @@ fn opts(path: &std::path::Path, dir: &std::path::Path, target: &str) -> RunOptio
     }
 }
 
-fn rule<'a>(r: &'a verifier::report::Report, id: &str) -> &'a verifier::verdict::RuleResult {
+fn rule<'a>(r: &'a verifier::report::Report, id: &str) -> &'a verifier::rule::RuleResult {
     r.verdict
         .rules
         .iter()

@@ -5,9 +5,9 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use verifier::check;
 use verifier::load::EngineReport;
+use verifier::plan::parse;
 use verifier::record::{Outcome, Recorder, decode_histogram};
 use verifier::report::{self, GeneratorReport, Report, RunFacts};
-use verifier::scenario::parse;
 use verifier::verdict::Verdict;
 
 const SCENARIO: &str = r#"

@@ -17,7 +17,7 @@ load:
 
 /// Parses `yaml` as `t.yaml` and returns the error as printed.
 fn err(yaml: &str) -> String {
-    match verifier::scenario::parse(Path::new("t.yaml"), yaml) {
+    match verifier::plan::parse(Path::new("t.yaml"), yaml) {
         Ok(_) => panic!("accepted:\n{yaml}"),
         Err(e) => e.to_string(),
     }
@@ -31,12 +31,12 @@ fn with(from: &str, to: &str) -> String {
 
 #[test]
 fn base_is_valid() {
-    verifier::scenario::parse(Path::new("t.yaml"), BASE).unwrap();
+    verifier::plan::parse(Path::new("t.yaml"), BASE).unwrap();
 }
 
 #[test]
 fn unreadable_file() {
-    let e = verifier::scenario::load_file(Path::new("/nonexistent/s.yaml")).unwrap_err();
+    let e = verifier::plan::load_file(Path::new("/nonexistent/s.yaml")).unwrap_err();
     assert!(
         e.to_string()
             .starts_with("/nonexistent/s.yaml: cannot read: "),
@@ -338,21 +338,23 @@ fn unset_environment_variable_is_a_plan_error() {
         "path: /x",
         "path: /x\n        headers: { Authorization: \"Bearer ${env.VERIFIER_TEST_UNSET}\" }",
     );
-    let s = verifier::scenario::parse(Path::new("t.yaml"), &yaml).unwrap();
-    let e = verifier::load::Plan::new(&s, Some("http://127.0.0.1:1"), &|_| None).unwrap_err();
+    let s = verifier::plan::parse(Path::new("t.yaml"), &yaml).unwrap();
+    let e = verifier::load::Plan::new(s.core(), Some("http://127.0.0.1:1"), &|_| None).unwrap_err();
     assert_eq!(
         e.to_string(),
         "journeys[0].steps[0].headers: environment variable `VERIFIER_TEST_UNSET` is not set"
     );
-    let p =
-        verifier::load::Plan::new(&s, Some("http://127.0.0.1:1"), &|_| Some("tok".into())).unwrap();
+    let p = verifier::load::Plan::new(s.core(), Some("http://127.0.0.1:1"), &|_| {
+        Some("tok".into())
+    })
+    .unwrap();
     assert_eq!(p.target.authority, "127.0.0.1:1");
 }
 
 #[test]
 fn missing_target_is_a_plan_error() {
-    let s = verifier::scenario::parse(Path::new("t.yaml"), BASE).unwrap();
-    let e = verifier::load::Plan::new(&s, None, &|_| None).unwrap_err();
+    let s = verifier::plan::parse(Path::new("t.yaml"), BASE).unwrap();
+    let e = verifier::load::Plan::new(s.core(), None, &|_| None).unwrap_err();
     assert_eq!(
         e.to_string(),
         "target: no target: give --target or `target:` in the scenario"
@@ -392,7 +394,7 @@ fn drill_base_is_valid() {
         ),
         fault("cut", "redis", "1s", "2s", "down")
     ));
-    verifier::scenario::parse(Path::new("t.yaml"), &yaml).unwrap();
+    verifier::plan::parse(Path::new("t.yaml"), &yaml).unwrap();
 }
 
 #[test]

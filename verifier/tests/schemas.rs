@@ -20,7 +20,7 @@ fn check(file: &str, generated: String) {
 
 #[test]
 fn scenario_schema_is_current() {
-    check("scenario.schema.json", verifier::scenario::json_schema());
+    check("scenario.schema.json", verifier::plan::json_schema());
 }
 
 #[test]
@@ -32,7 +32,7 @@ fn report_schema_is_current() {
 fn shipped_scenarios_are_valid() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     for name in ["smoke.yaml", "acceptance.yaml"] {
-        let s = verifier::scenario::load_file(&dir.join(name)).unwrap_or_else(|e| panic!("{e}"));
+        let s = verifier::plan::load_file(&dir.join(name)).unwrap_or_else(|e| panic!("{e}"));
         let planned = s.planned_duration().as_secs();
         match name {
             "smoke.yaml" => assert!(

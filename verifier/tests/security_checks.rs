@@ -9,7 +9,7 @@ mod support;
 
 use contract_common::caught;
 use standin::{Break, failing, rule, run};
-use verifier::verdict::Status;
+use verifier::rule::Status;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_intact_service_passes_every_security_and_contract_rule() {

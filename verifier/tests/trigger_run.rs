@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use verifier::load::Stop;
 use verifier::report::progress;
+use verifier::rule::Status;
 use verifier::run::{RunError, RunOptions, run};
-use verifier::verdict::Status;
 
 const TRIGGERS: &str = r#"
 service:
@@ -94,7 +94,7 @@ async fn go(scenario: &Path, dir: &Path) -> Result<verifier::report::Report, Run
     run(&opts, Stop::new(), &|_| None).await.map(|o| o.report)
 }
 
-fn rule<'a>(r: &'a verifier::report::Report, id: &str) -> &'a verifier::verdict::RuleResult {
+fn rule<'a>(r: &'a verifier::report::Report, id: &str) -> &'a verifier::rule::RuleResult {
     r.verdict
         .rules
         .iter()
@@ -286,7 +286,7 @@ async fn prometheus_going_away_mid_run_makes_its_triggers_inconclusive() {
 #[test]
 fn the_shipped_drill_expects_triggers_the_trigger_file_defines() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    let s = verifier::scenario::load_file(&root.join("chaos-drill.yaml")).unwrap();
+    let s = verifier::plan::load_file(&root.join("chaos-drill.yaml")).unwrap();
     let spec = s.triggers.expect("the drill proves the triggers");
     let defs = verifier::trigger::load_file(&root.join(&spec.file)).unwrap();
     let names: Vec<&str> = defs.defs.triggers.iter().map(|t| t.name.as_str()).collect();

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use crate::load::EngineReport;
 use crate::record::{Measurements, Stats, WindowView};
+use crate::rule::{RuleKind, RuleResult, Status, fmt_us};
 use crate::scenario::Budgets;
-use crate::verdict::{RuleKind, RuleResult, Status};
 
 /// Share of arrivals the scheduler may dispatch late (for its own reasons) before the
 /// run cannot vouch for its latencies. A brief preemption of the scheduler thread makes a
@@ -15,17 +15,6 @@ pub const MAX_LATE_SHARE: f64 = 0.05;
 /// Average busy cores, as a share of the machine, above which the generator counts as
 /// saturated.
 pub const MAX_CPU_SHARE: f64 = 0.9;
-
-/// Formats microseconds the way a person reads latency.
-pub fn fmt_us(us: u64) -> String {
-    if us >= 1_000_000 {
-        format!("{:.2} s", us as f64 / 1e6)
-    } else if us >= 1_000 {
-        format!("{:.1} ms", us as f64 / 1e3)
-    } else {
-        format!("{us} µs")
-    }
-}
 
 fn fmt_dur(d: Duration) -> String {
     fmt_us(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))

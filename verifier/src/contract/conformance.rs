@@ -18,8 +18,9 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::judge::{Exchange, Judge};
-use crate::verdict::{RuleKind, RuleResult, Status};
+use super::judge::Judge;
+use crate::load::exchange::Exchange;
+use crate::rule::{RuleKind, RuleResult, Status};
 
 /// How many load responses are validated: the first `first` of every step and status,
 /// then one in `every`.
@@ -283,9 +284,9 @@ impl std::fmt::Debug for Sampler {
     }
 }
 
-impl Sampler {
+impl crate::load::ExchangeSampler for Sampler {
     /// Whether this response (by status) is to be judged: one atomic add.
-    pub fn wants(&self, status: u16) -> bool {
+    fn wants(&self, status: u16) -> bool {
         let c = &self.conformance;
         let slot = &self.counts[usize::from(status).min(self.counts.len() - 1)];
         let n = slot.fetch_add(1, Ordering::Relaxed);
@@ -293,7 +294,7 @@ impl Sampler {
     }
 
     /// Hands a sampled exchange to the validating thread, or drops it when the queue is full.
-    pub fn offer(&self, ex: Exchange) {
+    fn offer(&self, ex: Exchange) {
         let Some(tx) = &self.tx else { return };
         self.conformance.pending.fetch_add(1, Ordering::Relaxed);
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(ex) {
@@ -306,6 +307,7 @@ impl Sampler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::load::ExchangeSampler;
     use crate::scenario::Method;
     use bytes::Bytes;
 

@@ -233,9 +233,9 @@ impl Contract {
     /// unknown path would otherwise only show up as undeclared responses after the load.
     pub fn check_steps(
         &self,
-        scenario: &crate::scenario::Scenario,
+        journeys: &[crate::scenario::Journey],
     ) -> Result<(), (usize, usize, String)> {
-        for (ji, j) in scenario.journeys.iter().enumerate() {
+        for (ji, j) in journeys.iter().enumerate() {
             for (si, st) in j.steps.iter().enumerate() {
                 let shape = path_shape(&st.path);
                 let path = shape.split('?').next().unwrap_or("");

@@ -14,6 +14,7 @@
 pub mod probe;
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -224,6 +225,77 @@ pub fn nothing_lost(acks: &[Ack], rb: &Readback) -> Vec<Violation> {
         }
     }
     out
+}
+
+/// Most acknowledgements kept for the invariants; past this the invariants are inconclusive
+/// rather than the verifier's memory growing without bound.
+pub const MAX_ACKS: usize = 1_000_000;
+
+/// Where the load engines report how each effect-creating request ended.
+#[derive(Debug, Default)]
+pub struct AckLog {
+    acks: Mutex<Vec<Ack>>,
+    overflowed: std::sync::atomic::AtomicBool,
+}
+
+impl AckLog {
+    pub fn push(&self, ack: Ack) {
+        let mut g = self.acks.lock().unwrap_or_else(|p| p.into_inner());
+        if g.len() < MAX_ACKS {
+            g.push(ack);
+        } else {
+            self.overflowed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    pub fn take(&self) -> (Vec<Ack>, bool) {
+        let acks = std::mem::take(&mut *self.acks.lock().unwrap_or_else(|p| p.into_inner()));
+        (
+            acks,
+            self.overflowed.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+}
+
+/// Notes how each effect-creating request ended, for the nothing-lost invariants: its
+/// correlation value, its status, and the id a 2xx answer carried. The load engines call it
+/// through [`crate::load::EffectTap`].
+#[derive(Debug)]
+pub struct AckTap {
+    pub key: KeySource,
+    pub id_pointer: String,
+    pub log: Arc<AckLog>,
+}
+
+impl crate::load::EffectTap for AckTap {
+    fn key_of(
+        &self,
+        headers: &[(http::HeaderName, http::HeaderValue)],
+        body: Option<&[u8]>,
+    ) -> Option<String> {
+        self.key.extract(
+            headers
+                .iter()
+                .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str(), v))),
+            body,
+        )
+    }
+
+    fn record(&self, key: Option<String>, status: Option<u16>, body: Option<&[u8]>) {
+        let Some(key) = key else { return };
+        let id = match status {
+            Some(200..=299) => body
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+                .and_then(|v| v.pointer(&self.id_pointer).cloned())
+                .map(|v| match v {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                }),
+            _ => None,
+        };
+        self.log.push(Ack { key, status, id });
+    }
 }
 
 #[cfg(test)]

@@ -130,7 +130,7 @@ fn unique(prefix: &str) -> String {
 
 /// The image a `KIT_IMAGE_*` variable names (or its default), split into name and tag.
 pub fn image(var: &str) -> (String, String) {
-    let reference = crate::envinfo::image(var).unwrap_or_else(|| var.to_owned());
+    let reference = super::images::image(var).unwrap_or_else(|| var.to_owned());
     let slash = reference.rfind('/').map_or(0, |i| i + 1);
     match reference[slash..].rfind(':') {
         Some(i) => (
@@ -152,7 +152,7 @@ fn managed(
 
 /// Maps a start failure to an environment error carrying the container's last log lines.
 fn start_error(what: &str, var: &str, e: testcontainers::TestcontainersError) -> EnvError {
-    let reference = crate::envinfo::image(var).unwrap_or_default();
+    let reference = super::images::image(var).unwrap_or_default();
     let message = e.to_string();
     let hint = if message.contains("pull") {
         format!(" (image {reference} is not present locally; run platform/images.sh, or set {var})")

@@ -11,6 +11,7 @@
 //! [`Capabilities`] the fault plan is validated against before anything starts.
 
 pub mod containers;
+pub mod images;
 pub mod spec;
 
 use std::collections::{BTreeMap, BTreeSet};

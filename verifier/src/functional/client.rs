@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::contract::judge::shell_quote;
+use crate::load::exchange::shell_quote;
 use crate::scenario::Template;
 use crate::scenario::template::Part;
 

@@ -20,9 +20,9 @@ use super::client::{self, Answer, Request};
 use super::probe::Probes;
 use super::{Context, IdempotentOperation};
 use crate::fault::toxiproxy::{Stream, Toxic, ToxicKind};
+use crate::rule::{RuleKind, RuleResult, Status};
 use crate::scenario::template::JsonTemplate;
 use crate::scenario::{Body, Method, Template, TemplateContext};
-use crate::verdict::{RuleKind, RuleResult, Status};
 
 /// Name of the toxic that cuts a dependency mid-write.
 pub const CUT_TOXIC: &str = "functional-cut";

@@ -18,9 +18,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::effects::KeySource;
+use crate::rule::RuleResult;
 use crate::scenario::locate::Seg;
-use crate::scenario::{Body, Dur, Scenario, Template};
-use crate::verdict::RuleResult;
+use crate::scenario::{Body, Defaults, Dur, Template};
 
 /// The scenario's `functional:` section.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -165,17 +165,26 @@ pub struct Context<'a> {
     pub injector: Option<std::sync::Arc<crate::fault::timeline::Injector>>,
 }
 
+/// The `functional:` section with what its checks need from the rest of the scenario.
+#[derive(Debug, Clone, Copy)]
+pub struct Section<'a> {
+    pub spec: &'a FunctionalSpec,
+    pub defaults: &'a Defaults,
+    pub contract: Option<&'a crate::contract::Contract>,
+    pub environment: &'a crate::env::EnvironmentSpec,
+}
+
 impl<'a> Context<'a> {
-    /// Builds the context from the scenario; `${env.X}` in headers is bound now.
+    /// Builds the context from the scenario's defaults; `${env.X}` in headers is bound now.
     pub fn new(
-        s: &Scenario,
+        defaults: &Defaults,
         target: &'a str,
         endpoints: BTreeMap<String, String>,
         injector: Option<std::sync::Arc<crate::fault::timeline::Injector>>,
         getenv: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, String> {
         let mut headers = Vec::new();
-        for (k, t) in &s.defaults.headers {
+        for (k, t) in &defaults.headers {
             let bound = t
                 .bind_env(getenv)
                 .map_err(|m| format!("defaults.headers.{k}: {m}"))?;
@@ -183,7 +192,7 @@ impl<'a> Context<'a> {
         }
         Ok(Self {
             target,
-            timeout: s.defaults.timeout.0,
+            timeout: defaults.timeout.0,
             headers,
             endpoints,
             injector,
@@ -194,18 +203,18 @@ impl<'a> Context<'a> {
 /// The pass as a gate run calls it, after the target answered and before load: no-op without a
 /// `functional:` section.
 pub async fn before_load(
-    scenario: &Scenario,
+    section: Option<Section<'_>>,
     file: &str,
     target: &str,
     endpoints: BTreeMap<String, String>,
     injector: Option<std::sync::Arc<crate::fault::timeline::Injector>>,
     getenv: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Outcome, FunctionalError> {
-    if scenario.functional.is_none() {
+    let Some(section) = section else {
         return Ok(Outcome::default());
-    }
+    };
     if matches!(
-        scenario.environment,
+        section.environment,
         crate::env::EnvironmentSpec::Testcontainers(_)
     ) && endpoints.is_empty()
     {
@@ -216,7 +225,7 @@ pub async fn before_load(
         );
         return Ok(Outcome::default());
     }
-    let ctx = Context::new(scenario, target, endpoints, injector, getenv).map_err(|m| {
+    let ctx = Context::new(section.defaults, target, endpoints, injector, getenv).map_err(|m| {
         FunctionalError {
             file: file.to_owned(),
             field: "defaults.headers".into(),
@@ -224,7 +233,7 @@ pub async fn before_load(
         }
     })?;
     eprintln!("verifier: functional checks");
-    let out = run(scenario, file, &ctx, getenv).await?;
+    let out = run(&section, file, &ctx, getenv).await?;
     eprintln!(
         "verifier: functional checks done in {:.1} s",
         out.took.as_secs_f64()
@@ -235,14 +244,12 @@ pub async fn before_load(
 /// Runs the functional pass. A probe that does not answer is a scenario error (exit 2); what
 /// the service does wrong becomes failed rules.
 pub async fn run(
-    scenario: &Scenario,
+    section: &Section<'_>,
     file: &str,
     ctx: &Context<'_>,
     getenv: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Outcome, FunctionalError> {
-    let Some(spec) = &scenario.functional else {
-        return Ok(Outcome::default());
-    };
+    let spec = section.spec;
     let started = Instant::now();
     let deadline = spec.timeout.0;
     let err = |field: String, message: String| FunctionalError {
@@ -250,7 +257,7 @@ pub async fn run(
         field,
         message,
     };
-    let contract = scenario.openapi.as_deref();
+    let contract = section.contract;
     let mut ops = Vec::new();
     for (i, op) in spec.idempotency.iter().enumerate() {
         let field = |f: &str| format!("functional.idempotency[{i}].{f}");
@@ -320,13 +327,13 @@ pub async fn run(
                 }
             }
             let status = if left.is_empty() {
-                crate::verdict::Status::Inconclusive
+                crate::rule::Status::Inconclusive
             } else {
-                crate::verdict::Status::Fail
+                crate::rule::Status::Fail
             };
             vec![RuleResult {
                 id: "functional".into(),
-                kind: crate::verdict::RuleKind::Functional,
+                kind: crate::rule::RuleKind::Functional,
                 scope: "before load".into(),
                 endpoint: None,
                 budget: format!("the functional pass ends within {deadline:?}"),
@@ -357,7 +364,7 @@ fn inconclusive(
     observed: impl Into<String>,
     detail: impl Into<String>,
 ) -> RuleResult {
-    r.status = crate::verdict::Status::Inconclusive;
+    r.status = crate::rule::Status::Inconclusive;
     r.observed = observed.into();
     r.detail = detail.into();
     r
@@ -365,10 +372,8 @@ fn inconclusive(
 
 /// Checks that need the contract and the environment section, when the scenario is read. Each
 /// failure carries the path of the field to blame.
-pub(crate) fn validate(s: &Scenario) -> Result<(), (Vec<Seg>, String)> {
-    let Some(spec) = &s.functional else {
-        return Ok(());
-    };
+pub fn validate(s: &Section<'_>) -> Result<(), (Vec<Seg>, String)> {
+    let spec = s.spec;
     let k = |s: &str| Seg::Key(s.to_owned());
     if spec.idempotency.is_empty() && spec.retry_discipline.is_none() {
         return Err((
@@ -376,14 +381,14 @@ pub(crate) fn validate(s: &Scenario) -> Result<(), (Vec<Seg>, String)> {
             "names no check: give `idempotency` or `retry_discipline`".into(),
         ));
     }
-    let Some(contract) = &s.openapi else {
+    let Some(contract) = s.contract else {
         return Err((
             vec![k("functional")],
             "functional checks look operations up in the contract: add `contract: { openapi: ... }`"
                 .into(),
         ));
     };
-    let deps: Vec<&str> = match &s.environment {
+    let deps: Vec<&str> = match s.environment {
         crate::env::EnvironmentSpec::Testcontainers(c) => {
             c.dependencies.iter().map(|d| d.name()).collect()
         }

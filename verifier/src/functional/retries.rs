@@ -15,8 +15,8 @@ use super::idempotency;
 use super::probe::read_calls;
 use crate::env::spec::expand;
 use crate::fault::toxiproxy::{Stream, Toxic, ToxicKind};
+use crate::rule::{RuleKind, RuleResult, Status};
 use crate::scenario::Dur;
-use crate::verdict::{RuleKind, RuleResult, Status};
 
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
 

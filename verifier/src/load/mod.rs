@@ -4,6 +4,7 @@
 
 pub mod closed;
 pub mod cpu;
+pub mod exchange;
 pub mod open;
 mod request;
 
@@ -15,10 +16,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 
-use crate::record::{Outcome, Recorder, WindowView};
+use crate::record::{DueSink, Outcome, Recorder, WindowView};
 use crate::scenario::template::JsonTemplate;
-use crate::scenario::{self, Body, Capture, Method, Scenario, Template, TemplateContext};
+use crate::scenario::{self, Body, Capture, Core, Method, Template, TemplateContext};
 
+pub use exchange::Exchange;
 pub use request::{
     Client, Sent, StepResult, capture_headers, capture_json, preflight, shown_headers,
 };
@@ -85,9 +87,9 @@ pub struct PlannedStep {
     pub captures: Vec<(String, Capture)>,
     pub expect_status: Vec<u16>,
     /// Set on the step whose requests create the effects the invariants read back.
-    pub effect: Option<Arc<EffectTap>>,
+    pub effect: Option<Arc<dyn EffectTap>>,
     /// Samples responses for contract conformance, when the scenario names a contract.
-    pub conformance: Option<Arc<crate::contract::conformance::Sampler>>,
+    pub conformance: Option<Arc<dyn ExchangeSampler>>,
     /// The request, rendered once at planning, when nothing in the step varies.
     pub fixed: Option<Arc<FixedRequest>>,
 }
@@ -139,44 +141,20 @@ impl FixedRequest {
     }
 }
 
-/// Notes how each effect-creating request ended, for the nothing-lost invariants: its
-/// correlation value, its status, and the id a 2xx answer carried.
-#[derive(Debug)]
-pub struct EffectTap {
-    pub key: crate::effects::KeySource,
-    pub id_pointer: String,
-    pub log: Arc<crate::drill::AckLog>,
+/// A hook on the step whose requests create effects (a drill's nothing-lost invariants): it
+/// keys each request and notes how it ended. The engines call it; what it keeps is its own.
+pub trait EffectTap: Send + Sync + std::fmt::Debug {
+    /// The request's correlation value, from what is about to be sent.
+    fn key_of(&self, headers: &[(HeaderName, HeaderValue)], body: Option<&[u8]>) -> Option<String>;
+    /// How the request ended; `body` is the answer's, read only for a 2xx.
+    fn record(&self, key: Option<String>, status: Option<u16>, body: Option<&[u8]>);
 }
 
-impl EffectTap {
-    pub fn key_of(
-        &self,
-        headers: &[(HeaderName, HeaderValue)],
-        body: Option<&[u8]>,
-    ) -> Option<String> {
-        self.key.extract(
-            headers
-                .iter()
-                .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str(), v))),
-            body,
-        )
-    }
-
-    /// Records one request; `body` is the answer's, read only for a 2xx.
-    pub fn record(&self, key: Option<String>, status: Option<u16>, body: Option<&[u8]>) {
-        let Some(key) = key else { return };
-        let id = match status {
-            Some(200..=299) => body
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
-                .and_then(|v| v.pointer(&self.id_pointer).cloned())
-                .map(|v| match v {
-                    serde_json::Value::String(s) => s,
-                    other => other.to_string(),
-                }),
-            _ => None,
-        };
-        self.log.push(crate::effects::Ack { key, status, id });
-    }
+/// A hook that samples exchanges for judging (the contract's conformance): asked per answer
+/// whether it wants it, then handed the sampled exchange. Must be cheap: it sits on the hot path.
+pub trait ExchangeSampler: Send + Sync + std::fmt::Debug {
+    fn wants(&self, status: u16) -> bool;
+    fn offer(&self, exchange: Exchange);
 }
 
 #[derive(Debug, Clone)]
@@ -196,19 +174,19 @@ pub struct PlanError {
 impl Plan {
     /// `target` from the command line wins over the scenario's; `getenv` binds `${env.X}`.
     pub fn new(
-        s: &Scenario,
+        s: Core<'_>,
         target: Option<&str>,
         getenv: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Plan, PlanError> {
         let perr = |field: String, message: String| PlanError { field, message };
-        let url = target.or(s.target.as_deref()).ok_or_else(|| {
+        let url = target.or(s.target).ok_or_else(|| {
             perr(
                 "target".into(),
                 "no target: give --target or `target:` in the scenario".into(),
             )
         })?;
         let target = Target::parse(url).map_err(|m| perr("target".into(), m))?;
-        let endpoints = s.endpoints();
+        let endpoints = scenario::endpoints(s.journeys);
         let mut journeys = Vec::new();
         for (ji, j) in s.journeys.iter().enumerate() {
             let mut steps = Vec::new();
@@ -272,14 +250,14 @@ impl Plan {
             });
         }
         Ok(Plan {
-            name: s.name.clone(),
+            name: s.name.to_owned(),
             target,
             endpoints,
             journeys,
             timeout: s.defaults.timeout.0,
             connect_timeout: s.defaults.connect_timeout.0,
             load: s.load.clone(),
-            planned: s.planned_duration(),
+            planned: s.load.planned_duration(),
         })
     }
 
@@ -386,9 +364,9 @@ impl Stop {
 pub struct Collector {
     recorder: Mutex<Option<Recorder>>,
     on_window: Box<dyn Fn(&WindowView) + Send + Sync>,
-    /// The steady-state phases of a chaos drill, when the scenario declares them. Set once before
-    /// load; a run without them pays no lock per request.
-    phases: std::sync::OnceLock<Mutex<crate::steady::Phases>>,
+    /// Also fed every request by when it was due (a drill's steady-state phases). Set once before
+    /// load; a run without one pays no lock per request.
+    by_due: std::sync::OnceLock<Arc<Mutex<dyn DueSink>>>,
 }
 
 impl Collector {
@@ -399,34 +377,27 @@ impl Collector {
         Arc::new(Collector {
             recorder: Mutex::new(Some(recorder)),
             on_window,
-            phases: std::sync::OnceLock::new(),
+            by_due: std::sync::OnceLock::new(),
         })
     }
 
-    /// Also records every request into these steady-state phases, by when it was due.
-    pub fn set_phases(&self, phases: crate::steady::Phases) {
-        let _ = self.phases.set(Mutex::new(phases));
-    }
-
-    /// The phases as recorded so far.
-    pub fn phases(&self) -> Option<crate::steady::Phases> {
-        self.phases
-            .get()
-            .map(|p| p.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    /// Also feeds every request to `sink`, by when it was due. The caller keeps its own handle
+    /// to read what the sink gathered.
+    pub fn feed_by_due(&self, sink: Arc<Mutex<dyn DueSink>>) {
+        let _ = self.by_due.set(sink);
     }
 
     pub fn record(&self, endpoint: usize, end: Instant, latency: Duration, outcome: Outcome) {
         let mut g = self.recorder.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(r) = g.as_mut() {
-            if let Some(phases) = self.phases.get() {
+            if let Some(sink) = self.by_due.get() {
                 // Latency runs from the intended send time, so this is when the request was due.
                 let due = end
                     .saturating_duration_since(r.origin())
                     .saturating_sub(latency);
-                phases
-                    .lock()
+                sink.lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .record(due, latency, outcome);
+                    .record_due(due, latency, outcome);
             }
             for w in r.record(endpoint, end, latency, outcome) {
                 (self.on_window)(&w);

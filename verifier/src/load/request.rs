@@ -264,7 +264,7 @@ impl Client {
 /// cheap). Both engines use it.
 pub struct Sent<'s> {
     step: &'s PlannedStep,
-    sampler: &'s crate::contract::conformance::Sampler,
+    sampler: &'s dyn super::ExchangeSampler,
     path: String,
     headers: Vec<(http::HeaderName, http::HeaderValue)>,
     body: Option<(Bytes, &'static str)>,
@@ -300,7 +300,7 @@ impl<'s> Sent<'s> {
         response_headers: Vec<(String, String)>,
         body: &Bytes,
     ) {
-        self.sampler.offer(crate::contract::judge::Exchange {
+        self.sampler.offer(super::Exchange {
             method: self.step.method,
             base: base.to_owned(),
             path: self.path.clone(),
@@ -436,8 +436,11 @@ mod tests {
         let yaml = format!(
             "name: t\njourneys:\n  - name: j\n    steps:\n{steps}\nload:\n  open:\n    phases: [{{ steady: {{ rate: 1, duration: 1s }} }}]\n"
         );
-        let s = crate::scenario::parse(std::path::Path::new("t.yaml"), &yaml).unwrap();
-        Plan::new(&s, Some("http://127.0.0.1:9/base"), &|_| Some("tok".into())).unwrap()
+        let s = crate::plan::parse(std::path::Path::new("t.yaml"), &yaml).unwrap();
+        Plan::new(s.core(), Some("http://127.0.0.1:9/base"), &|_| {
+            Some("tok".into())
+        })
+        .unwrap()
     }
 
     #[test]

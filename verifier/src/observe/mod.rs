@@ -12,8 +12,6 @@
 //! [`Observer::before`] takes a baseline scrape before load; [`Observer::after`] probes, scrapes
 //! again and judges. Logs come from the environment's capture of the service process.
 
-pub mod expo;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,10 +20,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::env::containers::{Captured, LogCapture};
+use crate::prom::expo::{self, Exposition};
 use crate::record::Measurements;
+use crate::rule::{RuleKind, RuleResult, Status};
 use crate::scenario::Dur;
-use crate::verdict::{RuleKind, RuleResult, Status};
-use expo::Exposition;
 
 /// The `observability:` section of a scenario.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -144,7 +142,7 @@ fn yes() -> bool {
 /// Checks of the section that need only the scenario.
 pub fn validate_spec(
     spec: &ObservabilitySpec,
-    endpoints: &BTreeSet<&str>,
+    endpoints: &BTreeSet<String>,
 ) -> Result<(), (Vec<String>, String)> {
     if !spec.metrics_path.starts_with('/') {
         return Err((
@@ -160,7 +158,7 @@ pub fn validate_spec(
                 format!(
                     "no step is named `{}` (known: {})",
                     h.endpoint,
-                    endpoints.iter().copied().collect::<Vec<_>>().join(", ")
+                    endpoints.iter().cloned().collect::<Vec<_>>().join(", ")
                 ),
             ));
         }
@@ -845,7 +843,7 @@ pub fn markdown(o: &mut String, r: &ObservabilityReport) {
 /// The scenario's default headers (e.g. the bearer token) for the trace probe; a header whose
 /// environment variable is unset is left out (the load plan has already refused such a run).
 pub fn probe_headers(
-    scenario: &crate::scenario::Scenario,
+    headers: &std::collections::BTreeMap<String, crate::scenario::Template>,
     getenv: &dyn Fn(&str) -> Option<String>,
 ) -> Vec<(String, String)> {
     let seq = std::sync::atomic::AtomicU64::new(0);
@@ -854,9 +852,7 @@ pub fn probe_headers(
         seq: &seq,
         vars: &vars,
     };
-    scenario
-        .defaults
-        .headers
+    headers
         .iter()
         .filter_map(|(k, t)| Some((k.clone(), t.bind_env(getenv).ok()?.render(&ctx))))
         .collect()

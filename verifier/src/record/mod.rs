@@ -22,6 +22,12 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HIGHEST_US, 3).expect("static histogram bounds are valid")
 }
 
+/// Something fed every request by when it was due (from the start of load), beside the
+/// recorder: a drill's steady-state phases.
+pub trait DueSink: Send {
+    fn record_due(&mut self, due: Duration, latency: Duration, outcome: Outcome);
+}
+
 /// How one request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]

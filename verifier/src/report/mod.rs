@@ -10,10 +10,12 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::check::fmt_us;
+use crate::drill::{FaultReport, InvariantReport};
 use crate::load::EngineReport;
 use crate::record::{Counts, Measurements, SliceSummary, Stats, encode_histogram};
-use crate::verdict::{Status, Verdict};
+use crate::rule::Status;
+use crate::rule::fmt_us;
+use crate::verdict::Verdict;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -56,51 +58,6 @@ pub struct Report {
     /// What went wrong bringing the environment down (containers left, toxics not removed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub environment_problems: Vec<String>,
-}
-
-/// One fault of the drill. Times are seconds from the start of load.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct FaultReport {
-    pub name: String,
-    pub target: String,
-    pub kind: String,
-    pub planned_start_s: f64,
-    pub planned_end_s: f64,
-    pub applied_at_s: Option<f64>,
-    pub reverted_at_s: Option<f64>,
-    /// What the service is expected to do meanwhile, from the scenario.
-    pub expect: Option<String>,
-    pub error: Option<String>,
-    /// What the load saw while it was active (requests due in its window), when the scenario
-    /// declares a steady state.
-    pub observed: Option<FaultEffect>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct FaultEffect {
-    pub requests: u64,
-    pub error_rate: f64,
-    pub p99_us: u64,
-}
-
-/// What the read-backs found.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct InvariantReport {
-    /// Effect-creating requests answered with a 2xx.
-    pub acknowledged: usize,
-    /// Effect-creating requests answered with a 5xx or not at all.
-    pub uncertain: usize,
-    pub violations: Vec<ViolationReport>,
-    /// Why the invariants could not be decided, if they could not.
-    pub inconclusive: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct ViolationReport {
-    pub rule: String,
-    pub key: Option<String>,
-    pub id: Option<String>,
-    pub detail: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

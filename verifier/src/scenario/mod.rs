@@ -1,7 +1,8 @@
-//! Scenario files: the declarative plan of one gate run. Parsing turns YAML into typed,
-//! validated data; every error names the file, line, column and field that is wrong.
+//! The scenario file's vocabulary: the core sections every scenario has (defaults, journeys,
+//! load, budgets), durations and templates, and the located errors every section reports. A leaf:
+//! each feature owns its own section's types and validation, and `plan` assembles the document.
 
-pub(crate) mod locate;
+pub mod locate;
 pub mod template;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,60 +15,15 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 pub use template::{Template, TemplateContext};
 
-/// One scenario file.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Scenario {
-    /// Short name shown in reports.
-    pub name: String,
-    /// What the scenario is for; shown in reports.
-    #[serde(default)]
-    pub description: Option<String>,
-    /// Base URL of the target; `--target` overrides it.
-    #[serde(default)]
-    pub target: Option<String>,
-    /// Timeouts and headers shared by every request.
-    #[serde(default)]
-    pub defaults: Defaults,
-    /// User journeys; each virtual user or arrival picks one by weight.
-    pub journeys: Vec<Journey>,
-    /// The load model and its phases.
-    pub load: Load,
-    /// The gate rules; a scenario without budgets only records.
-    #[serde(default)]
-    pub budgets: Budgets,
-    /// Where the target and its dependencies come from: `none` (the default: just a target),
-    /// `external` (staging behind a Toxiproxy), or `testcontainers`.
-    #[serde(default)]
-    pub environment: crate::env::EnvironmentSpec,
-    /// Faults injected into dependencies while the load runs.
-    #[serde(default)]
-    pub faults: Vec<crate::fault::plan::Fault>,
-    /// What must hold before, during and after the faults.
-    #[serde(default)]
-    pub steady_state: Option<crate::steady::SteadyState>,
-    /// Nothing lost: effects read back after the run and compared with what was acknowledged.
-    #[serde(default)]
-    pub invariants: Option<crate::effects::InvariantSpec>,
-    /// The service's OpenAPI document, for functional checks and response conformance.
-    #[serde(default)]
-    pub contract: Option<crate::contract::ContractSpec>,
-    /// The document `contract` names, read once when the scenario is parsed.
-    #[serde(skip)]
-    #[schemars(skip)]
-    pub openapi: Option<std::sync::Arc<crate::contract::Contract>>,
-    /// Functional checks run before load: idempotent retries, the service's retry discipline.
-    #[serde(default)]
-    pub functional: Option<crate::functional::FunctionalSpec>,
-    /// The API security pass before the load (needs `contract`).
-    #[serde(default)]
-    pub security: Option<crate::security::SecuritySpec>,
-    /// Rollback triggers evaluated during the run (and, in a drill, proven by the faults).
-    #[serde(default)]
-    pub triggers: Option<crate::trigger::gate::TriggerSpec>,
-    /// Observability acceptance: metrics, histogram agreement, trace context, logs.
-    #[serde(default)]
-    pub observability: Option<crate::observe::ObservabilitySpec>,
+/// The core sections every scenario has, borrowed from the document `plan` assembles: what the
+/// load engines need.
+#[derive(Debug, Clone, Copy)]
+pub struct Core<'a> {
+    pub name: &'a str,
+    pub target: Option<&'a str>,
+    pub defaults: &'a Defaults,
+    pub journeys: &'a [Journey],
+    pub load: &'a Load,
 }
 
 /// Settings shared by every request.
@@ -309,7 +265,7 @@ impl<'de> Deserialize<'de> for Dur {
 }
 
 /// Parses a string inside the deserializer's visit, so errors carry the scalar's position.
-pub(crate) struct ParseVisitor<F>(pub &'static str, pub F);
+pub struct ParseVisitor<F>(pub &'static str, pub F);
 
 impl<'de, T, F: FnOnce(&str) -> Result<T, String>> serde::de::Visitor<'de> for ParseVisitor<F> {
     type Value = T;
@@ -382,13 +338,8 @@ impl fmt::Display for ScenarioError {
     }
 }
 
-/// Reads and validates a scenario file.
-pub fn load_file(path: &Path) -> Result<Scenario, ScenarioError> {
-    parse(path, &read_file(path)?)
-}
-
 /// Reads a YAML file the verifier takes as input; an unreadable one is a located error too.
-pub(crate) fn read_file(path: &Path) -> Result<String, ScenarioError> {
+pub fn read_file(path: &Path) -> Result<String, ScenarioError> {
     std::fs::read_to_string(path).map_err(|e| ScenarioError {
         file: path.to_owned(),
         line: None,
@@ -400,7 +351,7 @@ pub(crate) fn read_file(path: &Path) -> Result<String, ScenarioError> {
 
 /// Deserializes YAML into `T`, naming file, line, column and field in errors. Scenario and
 /// trigger files share it.
-pub(crate) fn deserialize_located<T: serde::de::DeserializeOwned>(
+pub fn deserialize_located<T: serde::de::DeserializeOwned>(
     file: &Path,
     text: &str,
 ) -> Result<T, ScenarioError> {
@@ -433,77 +384,6 @@ pub(crate) fn deserialize_located<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// Parses and validates scenario text; `file` names it in errors and anchors the relative
-/// paths it holds (the contract).
-pub fn parse(file: &Path, text: &str) -> Result<Scenario, ScenarioError> {
-    let mut scenario: Scenario = deserialize_located(file, text)?;
-    validate(&scenario)
-        .and_then(|()| {
-            scenario.openapi = scenario
-                .contract
-                .as_ref()
-                .map(|spec| crate::contract::Contract::load(file, spec))
-                .transpose()
-                .map_err(|e| (vec![k("contract"), k("openapi")], e.message))?
-                .map(std::sync::Arc::new);
-            Ok(())
-        })
-        .and_then(|()| crate::functional::validate(&scenario))
-        .and_then(|()| validate_contract(&scenario))
-        .map_err(|(path, message)| {
-            let (line, column) = locate::locate(text, &path).unzip();
-            ScenarioError {
-                file: file.to_owned(),
-                line,
-                column,
-                field: locate::display_path(&path),
-                message,
-            }
-        })?;
-    Ok(scenario)
-}
-
-/// The contract parses, every step calls one of its operations, and the security section
-/// names operations it has.
-fn validate_contract(s: &Scenario) -> Result<(), (Vec<Seg>, String)> {
-    let (Some(spec), Some(c)) = (&s.contract, &s.openapi) else {
-        if s.security.is_some() {
-            return Err((
-                vec![k("security")],
-                "the security pass probes the operations of a contract: add `contract: {openapi: ...}`"
-                    .into(),
-            ));
-        }
-        return Ok(());
-    };
-    c.check_steps(s).map_err(|(ji, si, m)| {
-        (
-            vec![
-                k("journeys"),
-                Seg::Index(ji),
-                k("steps"),
-                Seg::Index(si),
-                k("path"),
-            ],
-            m,
-        )
-    })?;
-    let sp = &spec.conformance;
-    if sp.every == 0 {
-        return Err((
-            vec![k("contract"), k("conformance"), k("every")],
-            "must be at least 1 (1 validates every response)".into(),
-        ));
-    }
-    if let Some(sec) = &s.security {
-        crate::security::validate(sec, c).map_err(|(mut p, m)| {
-            p.insert(0, k("security"));
-            (p, m)
-        })?;
-    }
-    Ok(())
-}
-
 /// serde_norway appends " at line L column C"; the location is reported separately.
 fn strip_location(msg: &str) -> String {
     match msg.rfind(" at line ") {
@@ -518,19 +398,65 @@ fn k(s: &str) -> Seg {
     Seg::Key(s.to_owned())
 }
 
-/// Rules that span fields; each failure carries the path of the field to blame.
-fn validate(s: &Scenario) -> Result<(), (Vec<Seg>, String)> {
-    if s.journeys.is_empty() {
+/// Endpoint names in first-use order.
+pub fn endpoints(journeys: &[Journey]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for j in journeys {
+        for s in &j.steps {
+            if !out.contains(&s.name) {
+                out.push(s.name.clone());
+            }
+        }
+    }
+    out
+}
+
+impl Load {
+    /// Planned duration of the load phases.
+    pub fn planned_duration(&self) -> Duration {
+        match self {
+            Load::Open(o) => o
+                .phases
+                .iter()
+                .map(|p| match p {
+                    RatePhase::Ramp { duration, .. }
+                    | RatePhase::Steady { duration, .. }
+                    | RatePhase::Spike { duration, .. } => duration.0,
+                })
+                .sum(),
+            Load::Closed(c) => c
+                .phases
+                .iter()
+                .map(|p| match p {
+                    UserPhase::Ramp { duration, .. }
+                    | UserPhase::Steady { duration }
+                    | UserPhase::Spike { duration, .. } => duration.0,
+                })
+                .sum(),
+        }
+    }
+}
+
+/// The rules of the core sections that span fields: target, journeys and their captures, load
+/// phases, budgets. Returns the endpoint names; each failure carries the path of the field to
+/// blame.
+pub fn validate_core(
+    target: Option<&str>,
+    journeys: &[Journey],
+    load: &Load,
+    budgets: &Budgets,
+) -> Result<BTreeSet<String>, (Vec<Seg>, String)> {
+    if journeys.is_empty() {
         return Err((
             vec![k("journeys")],
             "at least one journey is required".into(),
         ));
     }
-    if let Some(t) = &s.target {
+    if let Some(t) = target {
         check_target(t).map_err(|m| (vec![k("target")], m))?;
     }
     let mut endpoints = BTreeSet::new();
-    for (ji, j) in s.journeys.iter().enumerate() {
+    for (ji, j) in journeys.iter().enumerate() {
         let jp = || vec![k("journeys"), Seg::Index(ji)];
         if j.steps.is_empty() {
             let mut p = jp();
@@ -544,7 +470,7 @@ fn validate(s: &Scenario) -> Result<(), (Vec<Seg>, String)> {
                 p.extend([k("steps"), Seg::Index(si), k(f)]);
                 p
             };
-            endpoints.insert(st.name.as_str());
+            endpoints.insert(st.name.clone());
             if !st.path.starts_with_slash() {
                 return Err((sp("path"), "path must start with `/`".into()));
             }
@@ -585,7 +511,7 @@ fn validate(s: &Scenario) -> Result<(), (Vec<Seg>, String)> {
             known.extend(st.capture.keys().map(String::as_str));
         }
     }
-    let phases_empty = match &s.load {
+    let phases_empty = match load {
         Load::Open(o) => {
             for (i, p) in o.phases.iter().enumerate() {
                 let (rates, d) = match p {
@@ -630,7 +556,7 @@ fn validate(s: &Scenario) -> Result<(), (Vec<Seg>, String)> {
     if phases_empty {
         return Err((vec![k("load")], "at least one phase is required".into()));
     }
-    let b = &s.budgets;
+    let b = budgets;
     if let Some(r) = b.error_rate
         && !(0.0..=1.0).contains(&r)
     {
@@ -640,12 +566,12 @@ fn validate(s: &Scenario) -> Result<(), (Vec<Seg>, String)> {
         ));
     }
     for name in b.endpoints.keys() {
-        if name != "*" && !endpoints.contains(name.as_str()) {
+        if name != "*" && !endpoints.contains(name) {
             return Err((
                 vec![k("budgets"), k("endpoints"), k(name)],
                 format!(
                     "no step is named `{name}` (known: {})",
-                    endpoints.iter().copied().collect::<Vec<_>>().join(", ")
+                    endpoints.iter().cloned().collect::<Vec<_>>().join(", ")
                 ),
             ));
         }
@@ -656,93 +582,7 @@ fn validate(s: &Scenario) -> Result<(), (Vec<Seg>, String)> {
             "abort_on_breach needs `window`: breaches are judged over sliding windows".into(),
         ));
     }
-    validate_drill(s, &endpoints)
-}
-
-/// The chaos parts: faults the environment can honour, a steady state that names real faults,
-/// invariants on a real step, a service environment whose placeholders exist.
-fn validate_drill(s: &Scenario, endpoints: &BTreeSet<&str>) -> Result<(), (Vec<Seg>, String)> {
-    use crate::env::EnvironmentSpec;
-    if let EnvironmentSpec::Testcontainers(c) = &s.environment {
-        crate::env::spec::validate_service_env(c).map_err(|(field, m)| {
-            let mut p = vec![k("environment"), k("testcontainers")];
-            p.extend(field.split('.').map(k));
-            (p, m)
-        })?;
-    }
-    let caps = crate::env::Environment::capabilities(&s.environment);
-    if !s.faults.is_empty() && caps.dependencies.is_empty() {
-        return Err((
-            vec![k("faults")],
-            "faults need an environment that can inject them: `environment: {external: ...}` or \
-             `{testcontainers: ...}`"
-                .into(),
-        ));
-    }
-    crate::fault::plan::validate(&s.faults, &caps, s.planned_duration()).map_err(|e| {
-        (
-            vec![k("faults"), Seg::Index(e.index), k(e.field)],
-            e.message,
-        )
-    })?;
-    if let Some(ss) = &s.steady_state {
-        for name in ss.during.keys() {
-            if !s.faults.iter().any(|f| &f.name == name) {
-                return Err((
-                    vec![k("steady_state"), k("during"), k(name)],
-                    format!(
-                        "no fault is named `{name}` (known: {})",
-                        s.faults
-                            .iter()
-                            .map(|f| f.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ));
-            }
-        }
-    }
-    if let Some(t) = &s.triggers {
-        crate::trigger::gate::validate_spec(t, &s.faults).map_err(|(field, m)| {
-            let mut p = vec![k("triggers")];
-            p.extend(field.iter().map(|f| k(f)));
-            (p, m)
-        })?;
-    }
-    if let Some(o) = &s.observability {
-        crate::observe::validate_spec(o, endpoints).map_err(|(field, m)| {
-            let mut p = vec![k("observability")];
-            p.extend(field.iter().map(|f| k(f)));
-            (p, m)
-        })?;
-    }
-    if let Some(inv) = &s.invariants {
-        if !endpoints.contains(inv.step.as_str()) {
-            return Err((
-                vec![k("invariants"), k("step")],
-                format!(
-                    "no step is named `{}` (known: {})",
-                    inv.step,
-                    endpoints.iter().copied().collect::<Vec<_>>().join(", ")
-                ),
-            ));
-        }
-        if matches!(s.environment, EnvironmentSpec::None)
-            && (inv.database.url.contains("${postgres.")
-                || inv
-                    .events
-                    .as_ref()
-                    .is_some_and(|e| e.url.contains("${nats.")))
-        {
-            return Err((
-                vec![k("invariants"), k("database"), k("url")],
-                "`${postgres.*}` and `${nats.*}` exist only with `environment: {testcontainers: ...}`; \
-                 give a URL"
-                    .into(),
-            ));
-        }
-    }
-    Ok(())
+    Ok(endpoints)
 }
 
 /// Accepts only an http:// URL with a host; the load engines speak plain HTTP/1.1.
@@ -754,51 +594,4 @@ pub fn check_target(t: &str) -> Result<(), String> {
         return Err(format!("target `{t}` has no host"));
     }
     Ok(())
-}
-
-impl Scenario {
-    /// Endpoint names in first-use order.
-    pub fn endpoints(&self) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for j in &self.journeys {
-            for s in &j.steps {
-                if !out.contains(&s.name) {
-                    out.push(s.name.clone());
-                }
-            }
-        }
-        out
-    }
-
-    /// Planned duration of the load phases.
-    pub fn planned_duration(&self) -> Duration {
-        match &self.load {
-            Load::Open(o) => o
-                .phases
-                .iter()
-                .map(|p| match p {
-                    RatePhase::Ramp { duration, .. }
-                    | RatePhase::Steady { duration, .. }
-                    | RatePhase::Spike { duration, .. } => duration.0,
-                })
-                .sum(),
-            Load::Closed(c) => c
-                .phases
-                .iter()
-                .map(|p| match p {
-                    UserPhase::Ramp { duration, .. }
-                    | UserPhase::Steady { duration }
-                    | UserPhase::Spike { duration, .. } => duration.0,
-                })
-                .sum(),
-        }
-    }
-}
-
-/// The JSON Schema of scenario files, as checked in under `verifier/schema/`.
-pub fn json_schema() -> String {
-    let schema = schemars::schema_for!(Scenario);
-    let mut s = serde_json::to_string_pretty(&schema).expect("schema serializes");
-    s.push('\n');
-    s
 }

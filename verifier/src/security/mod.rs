@@ -21,11 +21,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::contract::conformance::Conformance;
-use crate::contract::judge::Exchange;
 use crate::contract::{Contract, Operation};
+use crate::load::exchange::Exchange;
+use crate::rule::{RuleKind, RuleResult, Status};
 use crate::scenario::locate::Seg;
 use crate::scenario::{Dur, Method};
-use crate::verdict::{RuleKind, RuleResult, Status};
 use generate::{Generator, Mode};
 
 /// The scenario's `security:` section.
@@ -771,8 +771,8 @@ async fn isolation(
                     check.evidence.push(after.curl(false));
                     check.evidence.push(format!(
                         "✗ tenant B's resource changed: before {} / after {}",
-                        crate::contract::judge::excerpt(&before, 300),
-                        crate::contract::judge::excerpt(&after.body, 300)
+                        crate::load::exchange::excerpt(&before, 300),
+                        crate::load::exchange::excerpt(&after.body, 300)
                     ));
                 }
             }

@@ -21,12 +21,12 @@ pub enum Phase {
     Failed,
 }
 
-impl From<Phase> for crate::verdict::Status {
+impl From<Phase> for crate::rule::Status {
     fn from(p: Phase) -> Self {
         match p {
-            Phase::Successful => crate::verdict::Status::Pass,
-            Phase::Inconclusive => crate::verdict::Status::Inconclusive,
-            Phase::Failed => crate::verdict::Status::Fail,
+            Phase::Successful => crate::rule::Status::Pass,
+            Phase::Inconclusive => crate::rule::Status::Inconclusive,
+            Phase::Failed => crate::rule::Status::Fail,
         }
     }
 }

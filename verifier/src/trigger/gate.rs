@@ -21,11 +21,11 @@ use super::promql::{Scale, duration, num};
 use super::{Condition, Loaded};
 use crate::fault::timeline::FaultRecord;
 use crate::load::Stop;
-use crate::observe::expo;
 use crate::prom::Client;
+use crate::prom::expo;
 use crate::record::Stats;
+use crate::rule::{RuleKind, RuleResult, Status};
 use crate::scenario::{Dur, ScenarioError, locate};
-use crate::verdict::{RuleKind, RuleResult, Status};
 
 /// The `triggers:` section of a scenario.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -128,15 +128,6 @@ pub enum PrepareError {
     Definition(#[from] ScenarioError),
     #[error("{0}")]
     Environment(String),
-}
-
-impl From<PrepareError> for crate::run::RunError {
-    fn from(e: PrepareError) -> Self {
-        match e {
-            PrepareError::Definition(d) => crate::run::RunError::Scenario(d),
-            PrepareError::Environment(m) => crate::run::RunError::Environment(m),
-        }
-    }
 }
 
 /// A `prometheus` process on loopback scraping the service; killed and its data removed on drop.
@@ -674,7 +665,7 @@ impl Watcher {
             && let Ok(e) = expo::scrape(&self.http, &gate.metrics_url, PROM_TIMEOUT).await
         {
             for (g, agg) in gauges {
-                if let Some(v) = expo::aggregate(&e, g, agg) {
+                if let Some(v) = agg.of(&expo::gauge_values(&e, g)) {
                     slice.gauges.insert(g.clone(), v);
                 }
             }

@@ -10,7 +10,7 @@
 //! `eval::exported_families` + [`Loaded::check_exported`]) before load starts, so a bad definition
 //! is exit 2; then per closed time slice, [`evaluate`] each trigger over [`Source::Own`] (slices
 //! built with [`OwnSlice::from_stats`]) and/or [`Source::Prometheus`], feeding each result to that
-//! trigger's [`Analysis`]; at the end, `Analysis::phase` (a `verdict::Status` via `From`) is the
+//! trigger's [`Analysis`]; at the end, `Analysis::phase` (a `rule::Status` via `From`) is the
 //! trigger's result and `Analysis::fired_at` its detection time.
 
 pub mod cli;
@@ -179,6 +179,19 @@ pub enum Aggregate {
 }
 
 impl Aggregate {
+    /// This aggregate of `vals`, or `None` when there are none.
+    pub fn of(self, vals: &[f64]) -> Option<f64> {
+        if vals.is_empty() {
+            return None;
+        }
+        Some(match self {
+            Aggregate::Max => vals.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            Aggregate::Min => vals.iter().copied().fold(f64::INFINITY, f64::min),
+            Aggregate::Sum => vals.iter().sum(),
+            Aggregate::Avg => vals.iter().sum::<f64>() / vals.len() as f64,
+        })
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Aggregate::Max => "max",

@@ -2,7 +2,7 @@
 //! (`contract_conformance.rs`, `security_checks.rs`).
 
 use crate::standin::{Break, rule, run};
-use verifier::verdict::{RuleResult, Status};
+use verifier::rule::{RuleResult, Status};
 
 /// Runs with `b` and asserts `id` failed with evidence that replays it (a `curl` line) and
 /// says `why`; returns the rule for checks of its own.

@@ -565,7 +565,7 @@ pub async fn run_edited(
         .report
 }
 
-pub fn rule<'a>(r: &'a verifier::report::Report, id: &str) -> &'a verifier::verdict::RuleResult {
+pub fn rule<'a>(r: &'a verifier::report::Report, id: &str) -> &'a verifier::rule::RuleResult {
     r.verdict
         .rules
         .iter()
@@ -580,7 +580,7 @@ pub fn rule<'a>(r: &'a verifier::report::Report, id: &str) -> &'a verifier::verd
 
 /// The rules of these kinds that did not pass, by id.
 pub fn failing(r: &verifier::report::Report) -> Vec<String> {
-    use verifier::verdict::{RuleKind, Status};
+    use verifier::rule::{RuleKind, Status};
     r.verdict
         .rules
         .iter()

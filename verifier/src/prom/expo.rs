@@ -139,25 +139,17 @@ pub async fn scrape(
     parse(&text).map_err(|e| format!("{url}: {e}"))
 }
 
-/// An aggregate of a gauge's samples, or `None` when it has none.
-pub fn aggregate(exp: &Exposition, gauge: &str, agg: crate::trigger::Aggregate) -> Option<f64> {
-    use crate::trigger::Aggregate;
-    let vals: Vec<f64> = exp
-        .get(gauge)?
-        .samples
-        .iter()
-        .filter(|s| s.name == gauge)
-        .map(|s| s.value)
-        .collect();
-    if vals.is_empty() {
-        return None;
-    }
-    Some(match agg {
-        Aggregate::Max => vals.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        Aggregate::Min => vals.iter().copied().fold(f64::INFINITY, f64::min),
-        Aggregate::Sum => vals.iter().sum(),
-        Aggregate::Avg => vals.iter().sum::<f64>() / vals.len() as f64,
-    })
+/// The values of a gauge's samples (empty when it has none).
+pub fn gauge_values(exp: &Exposition, gauge: &str) -> Vec<f64> {
+    exp.get(gauge)
+        .map(|f| {
+            f.samples
+                .iter()
+                .filter(|s| s.name == gauge)
+                .map(|s| s.value)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -180,10 +172,7 @@ mod tests {
         );
         assert_eq!(e["g"].samples[0].labels["q"], "a \"b\"");
         assert_eq!(e["u"].kind, "untyped");
-        assert_eq!(
-            aggregate(&e, "g", crate::trigger::Aggregate::Max),
-            Some(2.0)
-        );
+        assert_eq!(gauge_values(&e, "g"), vec![2.0]);
         assert!(parse("x{a=b} 1").unwrap_err().contains("line 1"));
     }
 }

@@ -3,6 +3,8 @@
 //! errors say whether the expression was wrong (a definition error, exit 2 before a run) or
 //! Prometheus could not be asked (the affected triggers become inconclusive, never passed).
 
+pub mod expo;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;

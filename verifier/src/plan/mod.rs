@@ -1,0 +1,288 @@
+//! The plan stage: the scenario document assembled from every feature's section, parsed and
+//! validated before anything starts. Every error names the file, line, column and field.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::scenario::locate::{self, Seg};
+use crate::scenario::{
+    Budgets, Defaults, Journey, Load, ScenarioError, deserialize_located, read_file, validate_core,
+};
+
+fn k(s: &str) -> Seg {
+    Seg::Key(s.to_owned())
+}
+
+/// One scenario file.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Short name shown in reports.
+    pub name: String,
+    /// What the scenario is for; shown in reports.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Base URL of the target; `--target` overrides it.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Timeouts and headers shared by every request.
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// User journeys; each virtual user or arrival picks one by weight.
+    pub journeys: Vec<Journey>,
+    /// The load model and its phases.
+    pub load: Load,
+    /// The gate rules; a scenario without budgets only records.
+    #[serde(default)]
+    pub budgets: Budgets,
+    /// Where the target and its dependencies come from: `none` (the default: just a target),
+    /// `external` (staging behind a Toxiproxy), or `testcontainers`.
+    #[serde(default)]
+    pub environment: crate::env::EnvironmentSpec,
+    /// Faults injected into dependencies while the load runs.
+    #[serde(default)]
+    pub faults: Vec<crate::fault::plan::Fault>,
+    /// What must hold before, during and after the faults.
+    #[serde(default)]
+    pub steady_state: Option<crate::steady::SteadyState>,
+    /// Nothing lost: effects read back after the run and compared with what was acknowledged.
+    #[serde(default)]
+    pub invariants: Option<crate::effects::InvariantSpec>,
+    /// The service's OpenAPI document, for functional checks and response conformance.
+    #[serde(default)]
+    pub contract: Option<crate::contract::ContractSpec>,
+    /// The document `contract` names, read once when the scenario is parsed.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub openapi: Option<std::sync::Arc<crate::contract::Contract>>,
+    /// Functional checks run before load: idempotent retries, the service's retry discipline.
+    #[serde(default)]
+    pub functional: Option<crate::functional::FunctionalSpec>,
+    /// The API security pass before the load (needs `contract`).
+    #[serde(default)]
+    pub security: Option<crate::security::SecuritySpec>,
+    /// Rollback triggers evaluated during the run (and, in a drill, proven by the faults).
+    #[serde(default)]
+    pub triggers: Option<crate::trigger::gate::TriggerSpec>,
+    /// Observability acceptance: metrics, histogram agreement, trace context, logs.
+    #[serde(default)]
+    pub observability: Option<crate::observe::ObservabilitySpec>,
+}
+
+/// Reads and validates a scenario file.
+pub fn load_file(path: &Path) -> Result<Scenario, ScenarioError> {
+    parse(path, &read_file(path)?)
+}
+
+/// Parses and validates scenario text; `file` names it in errors and anchors the relative
+/// paths it holds (the contract).
+pub fn parse(file: &Path, text: &str) -> Result<Scenario, ScenarioError> {
+    let mut scenario: Scenario = deserialize_located(file, text)?;
+    validate_core(
+        scenario.target.as_deref(),
+        &scenario.journeys,
+        &scenario.load,
+        &scenario.budgets,
+    )
+    .and_then(|endpoints| validate_drill(&scenario, &endpoints))
+    .and_then(|()| {
+        scenario.openapi = scenario
+            .contract
+            .as_ref()
+            .map(|spec| crate::contract::Contract::load(file, spec))
+            .transpose()
+            .map_err(|e| (vec![k("contract"), k("openapi")], e.message))?
+            .map(std::sync::Arc::new);
+        Ok(())
+    })
+    .and_then(|()| match scenario.functional() {
+        Some(sec) => crate::functional::validate(&sec),
+        None => Ok(()),
+    })
+    .and_then(|()| validate_contract(&scenario))
+    .map_err(|(path, message)| {
+        let (line, column) = locate::locate(text, &path).unzip();
+        ScenarioError {
+            file: file.to_owned(),
+            line,
+            column,
+            field: locate::display_path(&path),
+            message,
+        }
+    })?;
+    Ok(scenario)
+}
+
+/// The contract parses, every step calls one of its operations, and the security section
+/// names operations it has.
+fn validate_contract(s: &Scenario) -> Result<(), (Vec<Seg>, String)> {
+    let (Some(spec), Some(c)) = (&s.contract, &s.openapi) else {
+        if s.security.is_some() {
+            return Err((
+                vec![k("security")],
+                "the security pass probes the operations of a contract: add `contract: {openapi: ...}`"
+                    .into(),
+            ));
+        }
+        return Ok(());
+    };
+    c.check_steps(&s.journeys).map_err(|(ji, si, m)| {
+        (
+            vec![
+                k("journeys"),
+                Seg::Index(ji),
+                k("steps"),
+                Seg::Index(si),
+                k("path"),
+            ],
+            m,
+        )
+    })?;
+    let sp = &spec.conformance;
+    if sp.every == 0 {
+        return Err((
+            vec![k("contract"), k("conformance"), k("every")],
+            "must be at least 1 (1 validates every response)".into(),
+        ));
+    }
+    if let Some(sec) = &s.security {
+        crate::security::validate(sec, c).map_err(|(mut p, m)| {
+            p.insert(0, k("security"));
+            (p, m)
+        })?;
+    }
+    Ok(())
+}
+
+/// The chaos parts: faults the environment can honour, a steady state that names real faults,
+/// invariants on a real step, a service environment whose placeholders exist.
+fn validate_drill(s: &Scenario, endpoints: &BTreeSet<String>) -> Result<(), (Vec<Seg>, String)> {
+    use crate::env::EnvironmentSpec;
+    if let EnvironmentSpec::Testcontainers(c) = &s.environment {
+        crate::env::spec::validate_service_env(c).map_err(|(field, m)| {
+            let mut p = vec![k("environment"), k("testcontainers")];
+            p.extend(field.split('.').map(k));
+            (p, m)
+        })?;
+    }
+    let caps = crate::env::Environment::capabilities(&s.environment);
+    if !s.faults.is_empty() && caps.dependencies.is_empty() {
+        return Err((
+            vec![k("faults")],
+            "faults need an environment that can inject them: `environment: {external: ...}` or \
+             `{testcontainers: ...}`"
+                .into(),
+        ));
+    }
+    crate::fault::plan::validate(&s.faults, &caps, s.planned_duration()).map_err(|e| {
+        (
+            vec![k("faults"), Seg::Index(e.index), k(e.field)],
+            e.message,
+        )
+    })?;
+    if let Some(ss) = &s.steady_state {
+        for name in ss.during.keys() {
+            if !s.faults.iter().any(|f| &f.name == name) {
+                return Err((
+                    vec![k("steady_state"), k("during"), k(name)],
+                    format!(
+                        "no fault is named `{name}` (known: {})",
+                        s.faults
+                            .iter()
+                            .map(|f| f.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(t) = &s.triggers {
+        crate::trigger::gate::validate_spec(t, &s.faults).map_err(|(field, m)| {
+            let mut p = vec![k("triggers")];
+            p.extend(field.iter().map(|f| k(f)));
+            (p, m)
+        })?;
+    }
+    if let Some(o) = &s.observability {
+        crate::observe::validate_spec(o, endpoints).map_err(|(field, m)| {
+            let mut p = vec![k("observability")];
+            p.extend(field.iter().map(|f| k(f)));
+            (p, m)
+        })?;
+    }
+    if let Some(inv) = &s.invariants {
+        if !endpoints.contains(&inv.step) {
+            return Err((
+                vec![k("invariants"), k("step")],
+                format!(
+                    "no step is named `{}` (known: {})",
+                    inv.step,
+                    endpoints.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        if matches!(s.environment, EnvironmentSpec::None)
+            && (inv.database.url.contains("${postgres.")
+                || inv
+                    .events
+                    .as_ref()
+                    .is_some_and(|e| e.url.contains("${nats.")))
+        {
+            return Err((
+                vec![k("invariants"), k("database"), k("url")],
+                "`${postgres.*}` and `${nats.*}` exist only with `environment: {testcontainers: ...}`; \
+                 give a URL"
+                    .into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Scenario {
+    /// The core sections, as the load engines take them.
+    pub fn core(&self) -> crate::scenario::Core<'_> {
+        crate::scenario::Core {
+            name: &self.name,
+            target: self.target.as_deref(),
+            defaults: &self.defaults,
+            journeys: &self.journeys,
+            load: &self.load,
+        }
+    }
+
+    /// The functional section with what its checks need from the rest of the document.
+    pub fn functional(&self) -> Option<crate::functional::Section<'_>> {
+        self.functional
+            .as_ref()
+            .map(|spec| crate::functional::Section {
+                spec,
+                defaults: &self.defaults,
+                contract: self.openapi.as_deref(),
+                environment: &self.environment,
+            })
+    }
+
+    /// Endpoint names in first-use order.
+    pub fn endpoints(&self) -> Vec<String> {
+        crate::scenario::endpoints(&self.journeys)
+    }
+
+    /// Planned duration of the load phases.
+    pub fn planned_duration(&self) -> Duration {
+        self.load.planned_duration()
+    }
+}
+
+/// The JSON Schema of scenario files, as checked in under `verifier/schema/`.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(Scenario);
+    let mut s = serde_json::to_string_pretty(&schema).expect("schema serializes");
+    s.push('\n');
+    s
+}
