@@ -314,6 +314,57 @@ impl JsonSchema for Dur {
     }
 }
 
+/// A field that fails validation: its path in the document and why. Each section's validation
+/// returns it; `plan` turns it into a located [`ScenarioError`] (file, line, column).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", locate::display_path(path))]
+pub struct FieldError {
+    pub path: Vec<Seg>,
+    pub message: String,
+}
+
+impl FieldError {
+    /// `path` as keys and indices, e.g. `[k("load"), k("open"), Seg::Index(0)]`.
+    pub fn new(path: Vec<Seg>, message: impl Into<String>) -> FieldError {
+        FieldError {
+            path,
+            message: message.into(),
+        }
+    }
+
+    /// A path written as dotted keys, e.g. `defaults.timeout`.
+    pub fn at(dotted: &str, message: impl Into<String>) -> FieldError {
+        FieldError::new(dotted.split('.').map(|s| Seg::Key(s.to_owned())).collect(), message)
+    }
+
+    /// The same error with `prefix` put in front of its path (a section's validation names
+    /// fields relative to the section).
+    pub fn under(mut self, prefix: &[&str]) -> FieldError {
+        let mut p: Vec<Seg> = prefix.iter().map(|s| Seg::Key((*s).to_owned())).collect();
+        p.append(&mut self.path);
+        self.path = p;
+        self
+    }
+
+    /// Located in `text` (the file's content) for the person to fix.
+    pub fn locate(self, file: &Path, text: &str) -> ScenarioError {
+        let (line, column) = locate::locate(text, &self.path).unzip();
+        ScenarioError {
+            file: file.to_owned(),
+            line,
+            column,
+            field: locate::display_path(&self.path),
+            message: self.message,
+        }
+    }
+}
+
+impl From<(Vec<Seg>, String)> for FieldError {
+    fn from((path, message): (Vec<Seg>, String)) -> FieldError {
+        FieldError { path, message }
+    }
+}
+
 /// A scenario file that cannot be used, with where and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ScenarioError {
