@@ -24,8 +24,12 @@ pub enum Command {
     Env(EnvArgs),
     /// Run a scenario against a target and exit with the verdict (0 pass, 1 fail, 4 inconclusive).
     Run(RunArgs),
-    /// Check scenario files without running them.
+    /// Check scenario files without running them: everything `run` would refuse before load
+    /// starts is refused here, with the same message and exit 2.
     Validate(ValidateArgs),
+    /// Print what a run of the scenario will do (phases, journeys, environment, faults, rules,
+    /// memory), without running anything.
+    Plan(PlanArgs),
     /// Print the JSON Schema of scenario files or of report.json.
     Schema(SchemaArgs),
     /// Rollback triggers: check definitions, render their Prometheus rules, detect drift.
@@ -60,6 +64,18 @@ pub struct ValidateArgs {
     /// Scenario files (YAML).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// Base URL the run would be given with `--target`; checked as `run` checks it.
+    #[arg(long, env = "VERIFIER_TARGET")]
+    pub target: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// Scenario file (YAML).
+    pub scenario: PathBuf,
+    /// Base URL of the service under test, as `run --target` takes it.
+    #[arg(long, env = "VERIFIER_TARGET")]
+    pub target: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -72,6 +88,8 @@ pub struct SchemaArgs {
 pub enum SchemaKind {
     Scenario,
     Report,
+    /// The bounds of every number a scenario holds, as a Markdown table.
+    Bounds,
 }
 
 #[derive(Debug, clap::Args)]
@@ -97,13 +115,17 @@ pub fn main() -> ExitCode {
     };
     crate::logging::install();
     match &cli.command {
-        Command::Validate(args) => return ExitCode::from(validate(&args.files)),
+        Command::Validate(args) => {
+            return ExitCode::from(validate(&args.files, args.target.as_deref()));
+        }
+        Command::Plan(args) => return ExitCode::from(plan(args)),
         Command::Schema(args) => {
             print!(
                 "{}",
                 match args.which {
                     SchemaKind::Scenario => crate::plan::json_schema(),
                     SchemaKind::Report => crate::report::json_schema(),
+                    SchemaKind::Bounds => crate::plan::bounds::markdown(),
                 }
             );
             return ExitCode::from(exit_codes::PASS);
@@ -125,39 +147,46 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Env(args) => crate::envinfo::print(args.docker_host.as_deref()).await,
             Command::Run(args) => run(args).await,
-            Command::Validate(_) | Command::Schema(_) | Command::Triggers(_) => exit_codes::USAGE,
+            Command::Validate(_) | Command::Plan(_) | Command::Schema(_) | Command::Triggers(_) => {
+                exit_codes::USAGE
+            }
         }
     });
     ExitCode::from(code)
 }
 
-/// `verifier validate`: every file is checked; the first line of each result names it.
-pub fn validate(files: &[PathBuf]) -> u8 {
+fn getenv(k: &str) -> Option<String> {
+    std::env::var(k).ok()
+}
+
+/// `verifier validate`: every file is planned as `run` would plan it; the first line of each
+/// result names it.
+pub fn validate(files: &[PathBuf], target: Option<&str>) -> u8 {
     let mut code = exit_codes::PASS;
     for f in files {
-        // The trigger file a scenario names is part of it: a bad definition there is exit 2
-        // here as in `run`, before any load. Checks against the running service stay in `run`.
-        let checked = crate::plan::load_file(f).and_then(|s| {
-            let triggers = s
-                .triggers
-                .as_ref()
-                .map(|t| crate::trigger::gate::load_checked(t, f))
-                .transpose()?;
-            Ok((s, triggers.map(|l| l.defs.triggers.len())))
-        });
-        match checked {
-            Ok((s, triggers)) => println!(
-                "{}: ok ({} model, {} journeys, {} endpoints, {:.0} s of load{})",
-                f.display(),
-                match s.load {
-                    crate::scenario::Load::Open(_) => "open",
-                    crate::scenario::Load::Closed(_) => "closed",
-                },
-                s.journeys.len(),
-                s.endpoints().len(),
-                s.planned_duration().as_secs_f64(),
-                triggers.map_or_else(String::new, |n| format!(", {n} triggers"))
-            ),
+        match crate::plan::build(f, crate::plan::PlanOptions { target }, &getenv) {
+            Ok(p) => {
+                let s = &p.scenario;
+                let journeys = s.journeys.len();
+                let endpoints = s.endpoints().len();
+                println!(
+                    "{}: ok ({} model, {journeys} {}, {endpoints} {}, {:.0} s of load{})",
+                    f.display(),
+                    match s.load {
+                        crate::scenario::Load::Open(_) => "open",
+                        crate::scenario::Load::Closed(_) => "closed",
+                    },
+                    if journeys == 1 { "journey" } else { "journeys" },
+                    if endpoints == 1 {
+                        "endpoint"
+                    } else {
+                        "endpoints"
+                    },
+                    s.planned_duration().as_secs_f64(),
+                    p.triggers
+                        .map_or_else(String::new, |n| format!(", {n} triggers"))
+                );
+            }
             Err(e) => {
                 eprintln!("{e}");
                 code = exit_codes::USAGE;
@@ -167,24 +196,44 @@ pub fn validate(files: &[PathBuf]) -> u8 {
     code
 }
 
+/// `verifier plan`: the plan as text, or the error `run` would give.
+fn plan(args: &PlanArgs) -> u8 {
+    let opts = crate::plan::PlanOptions {
+        target: args.target.as_deref(),
+    };
+    match crate::plan::build(&args.scenario, opts, &getenv) {
+        Ok(p) => {
+            print!("{}", crate::plan::show::render(&p));
+            exit_codes::PASS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            exit_codes::USAGE
+        }
+    }
+}
+
 async fn run(args: RunArgs) -> u8 {
     use crate::load::{Stop, StopReason};
     use crate::report::progress::Mode;
     let stop = Stop::new();
-    // Installed before goose runs, so goose's own handler (which exits the process on a
-    // second Ctrl-C without a report) is never installed.
+    // SIGINT (Ctrl-C), SIGTERM (what CI runners and Kubernetes send) and SIGHUP stop the load;
+    // the run then writes its partial report and exits with the verdict so far. Installed before
+    // goose runs, so goose's own handler (which exits on a second Ctrl-C without a report) is
+    // never installed.
     let first = std::sync::atomic::AtomicBool::new(false);
     let handler_stop = stop.clone();
     let _ = ctrlc::set_handler(move || {
         if first.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            eprintln!("verifier: second Ctrl-C, exiting without a report");
+            eprintln!("verifier: second stop signal, exiting without a report");
             std::process::exit(130);
         }
         eprintln!(
-            "verifier: Ctrl-C: stopping load and writing a partial report (Ctrl-C again to quit now)"
+            "verifier: stop signal: stopping load and writing a partial report (send it again to \
+             quit now)"
         );
         handler_stop.trigger(StopReason::Interrupted);
-        goose::trigger_killswitch("Ctrl-C");
+        goose::trigger_killswitch("stop signal");
     });
     let opts = crate::run::RunOptions {
         scenario: args.scenario,

@@ -12,7 +12,8 @@ use crate::drill::{self, Drill};
 use crate::effects::{AckLog, AckTap};
 use crate::env::EnvironmentSpec;
 use crate::exit_codes;
-use crate::load::{self, Collector, Plan, Stop, StopReason};
+use crate::load::{self, Collector, Stop, StopReason};
+use crate::plan::PlanOptions;
 use crate::record::Recorder;
 use crate::report::{self, GeneratorReport, Report, RunFacts, progress};
 use crate::scenario::{Load, ScenarioError};
@@ -31,45 +32,57 @@ pub struct RunOutput {
     pub files: Vec<PathBuf>,
 }
 
-/// Why a run produced no verdict. Each maps to one exit code.
+/// Why a run produced no verdict. Each maps to one exit code; each keeps its cause.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The scenario, or what it refers to, is wrong: the plan refused it.
     #[error("{0}")]
     Scenario(#[from] ScenarioError),
-    #[error("{file}: {source}")]
-    Plan {
-        file: String,
-        source: load::PlanError,
-    },
+    /// The environment's address for the service could not be planned against.
+    #[error("{0}")]
+    Retarget(ScenarioError),
     #[error("{0}")]
     Unreachable(String),
     #[error("load engine failed: {0}")]
     Engine(String),
-    #[error("cannot write reports into {dir}: {source}")]
-    Report { dir: String, source: std::io::Error },
+    /// The report directory cannot be claimed: unwritable, or another run writes into it.
     #[error("{0}")]
-    Usage(String),
+    ReportDir(#[from] report::files::DirError),
+    #[error("cannot write reports into {dir}: {source}")]
+    Report {
+        dir: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A functional check's probe could not be made as the scenario asks.
+    #[error("{0}")]
+    Functional(#[from] crate::functional::FunctionalError),
+    #[error("{file}: security pass: {message}")]
+    Security { file: String, message: String },
+    #[error("{0}")]
+    Triggers(#[from] crate::trigger::gate::PrepareError),
     #[error("the environment could not be brought up: {0}")]
-    Environment(String),
+    Environment(#[source] crate::env::EnvError),
+    #[error("interrupted while the environment was coming up; what had started is removed")]
+    InterruptedBringingUp,
 }
 
 impl RunError {
     pub fn exit_code(&self) -> u8 {
+        use crate::trigger::gate::PrepareError;
         match self {
-            RunError::Scenario(_) | RunError::Plan { .. } | RunError::Usage(_) => exit_codes::USAGE,
+            RunError::Scenario(_)
+            | RunError::Retarget(_)
+            | RunError::Functional(_)
+            | RunError::Security { .. }
+            | RunError::Triggers(PrepareError::Definition(_)) => exit_codes::USAGE,
+            RunError::ReportDir(e) => e.exit_code(),
             RunError::Unreachable(_)
             | RunError::Engine(_)
             | RunError::Report { .. }
-            | RunError::Environment(_) => exit_codes::ENVIRONMENT,
-        }
-    }
-}
-
-impl From<crate::trigger::gate::PrepareError> for RunError {
-    fn from(e: crate::trigger::gate::PrepareError) -> Self {
-        match e {
-            crate::trigger::gate::PrepareError::Definition(d) => RunError::Scenario(d),
-            crate::trigger::gate::PrepareError::Environment(m) => RunError::Environment(m),
+            | RunError::Triggers(PrepareError::Environment(_))
+            | RunError::Environment(_)
+            | RunError::InterruptedBringingUp => exit_codes::ENVIRONMENT,
         }
     }
 }
@@ -82,41 +95,31 @@ pub async fn run(
     stop: Stop,
     getenv: &dyn Fn(&str) -> Option<String>,
 ) -> Result<RunOutput, RunError> {
-    let scenario = crate::plan::load_file(&opts.scenario)?;
-    let file = opts.scenario.display().to_string();
-    let mut env_spec = scenario.environment.clone();
-    if opts.target.is_some() && matches!(env_spec, EnvironmentSpec::Testcontainers(_)) {
-        if !scenario.faults.is_empty() || scenario.invariants.is_some() {
-            return Err(RunError::Usage(format!(
-                "{file}: --target points the run at a service of yours, but this scenario's \
-                 faults and invariants need the environment it starts itself; drop --target"
-            )));
-        }
-        eprintln!(
-            "verifier: --target given; the scenario's testcontainers environment is not started"
-        );
-        env_spec = EnvironmentSpec::None;
+    // Everything that can be refused is refused before anything starts: the plan, and a report
+    // directory this run can own and write.
+    let plan = crate::plan::build(
+        &opts.scenario,
+        PlanOptions {
+            target: opts.target.as_deref(),
+        },
+        getenv,
+    )?;
+    let dir = report::files::ReportDir::claim(&opts.report_dir)?;
+    for n in &plan.notes {
+        eprintln!("verifier: {n}");
     }
-    if let EnvironmentSpec::Testcontainers(c) = &env_spec {
-        crate::env::spec::check_env_vars(c)
-            .map_err(|m| RunError::Usage(format!("{file}: {m}")))?;
-    }
-    let mut drill = if matches!(env_spec, EnvironmentSpec::None) {
+    let mut drill = if matches!(plan.environment, EnvironmentSpec::None) {
         None
     } else {
         eprintln!("verifier: bringing the environment up");
-        let up = Drill::up(&env_spec, scenario.faults.clone());
+        let up = Drill::up(&plan.environment, plan.scenario.faults.clone());
         // Ctrl-C while containers start: the half-started ones are removed as the future drops.
         tokio::select! {
-            r = up => Some(r.map_err(|e| RunError::Environment(e.to_string()))?),
-            () = stop.stopped() => {
-                return Err(RunError::Environment(
-                    "interrupted while the environment was coming up; what had started is removed".into(),
-                ));
-            }
+            r = up => Some(r.map_err(RunError::Environment)?),
+            () = stop.stopped() => return Err(RunError::InterruptedBringingUp),
         }
     };
-    let result = run_in(opts, &scenario, &file, stop, getenv, drill.as_mut()).await;
+    let result = run_in(opts, &plan, stop, getenv, drill.as_mut()).await;
     let problems = match drill {
         Some(d) => d.down().await,
         None => Vec::new(),
@@ -126,30 +129,36 @@ pub async fn run(
     }
     let mut report = result?;
     report.environment_problems = problems;
-    let files =
-        report::write_all(&opts.report_dir, &report).map_err(|source| RunError::Report {
-            dir: opts.report_dir.display().to_string(),
-            source,
-        })?;
+    let files = dir.write_all(&report).map_err(|source| RunError::Report {
+        dir: opts.report_dir.display().to_string(),
+        source,
+    })?;
     Ok(RunOutput { report, files })
 }
 
 /// The run inside its environment; returns the report for `run` to complete and write.
 async fn run_in(
     opts: &RunOptions,
-    scenario: &crate::plan::Scenario,
-    file: &str,
+    planned: &crate::plan::Plan,
     stop: Stop,
     getenv: &dyn Fn(&str) -> Option<String>,
     mut drill: Option<&mut Drill>,
 ) -> Result<Report, RunError> {
-    let file = file.to_owned();
+    let scenario = &planned.scenario;
+    let file = planned.file.display().to_string();
     let env_target = drill.as_ref().and_then(|d| d.env.target.clone());
-    let target = opts.target.as_deref().or(env_target.as_deref());
-    let mut plan = Plan::new(scenario.core(), target, getenv).map_err(|source| RunError::Plan {
-        file: file.clone(),
-        source,
-    })?;
+    let mut plan = match env_target.filter(|_| planned.target_from_environment) {
+        Some(t) => planned.load_for(&t, getenv).map_err(|e| {
+            RunError::Retarget(ScenarioError {
+                file: planned.file.clone(),
+                line: None,
+                column: None,
+                field: crate::scenario::locate::display_path(&e.path),
+                message: e.message,
+            })
+        })?,
+        None => planned.load.clone(),
+    };
     let acks = scenario.invariants.as_ref().map(|inv| {
         let log = Arc::new(AckLog::default());
         let tap: Arc<dyn crate::load::EffectTap> = Arc::new(AckTap {
@@ -175,20 +184,14 @@ async fn run_in(
             conf.attach(&mut plan);
             conf
         });
-    let minter = match &scenario.security {
-        Some(sec) => Some(
-            crate::security::token::Minter::new(&sec.jwt, getenv)
-                .map_err(|m| RunError::Usage(format!("{file}: {m}")))?,
-        ),
-        None => None,
-    };
+    let minter = planned.minter.clone();
     load::preflight(&plan.target, plan.connect_timeout)
         .await
         .map_err(RunError::Unreachable)?;
     // Bad trigger definitions are exit 2 here, before any load.
     let gate = match &scenario.triggers {
         Some(t) => Some(Arc::new(
-            crate::trigger::gate::Gate::prepare(t, &opts.scenario, &plan.target.base).await?,
+            crate::trigger::gate::Gate::prepare(t, &planned.file, &plan.target.base).await?,
         )),
         None => None,
     };
@@ -203,8 +206,7 @@ async fn run_in(
         drill.as_ref().and_then(|d| d.env.injector.clone()),
         getenv,
     )
-    .await
-    .map_err(|e| RunError::Usage(e.to_string()))?;
+    .await?;
     let mut probe_rules = Vec::new();
     if let (Some(sec), Some(c), Some(minter)) = (&scenario.security, &contract, minter) {
         eprintln!("verifier: security pass");
@@ -219,7 +221,7 @@ async fn run_in(
         // Ctrl-C ends the pass too; the load then stops at once and the report is partial.
         probe_rules = tokio::select! {
             r = crate::security::run(pass) => {
-                r.map_err(|m| RunError::Usage(format!("{file}: {m}")))?
+                r.map_err(|message| RunError::Security { file: file.clone(), message })?
             }
             () = stop.stopped() => Vec::new(),
         };
@@ -384,7 +386,10 @@ async fn run_in(
         c.finish(Duration::from_secs(10));
         rules.extend(c.rules());
     }
-    let verdict = Verdict::decide(rules, interrupted, aborted);
+    let mut verdict = Verdict::decide(rules, interrupted, aborted);
+    if let Some(news) = check::all_failed(&measurements) {
+        verdict.lead_with(&news);
+    }
     let generator = GeneratorReport::new(&engine_report, load::cpu::peak_rss_bytes());
     let facts = RunFacts {
         scenario: &plan.name,

@@ -9,7 +9,7 @@ use crate::rule::{RuleKind, RuleResult, Status};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Verdict {
     pub status: Status,
-    /// Load stopped before its plan ended (Ctrl-C or early abort).
+    /// Load stopped before its plan ended (SIGINT, SIGTERM or an early abort).
     pub partial: bool,
     /// Why load stopped early, if it did.
     pub stopped_by: Option<String>,
@@ -75,7 +75,7 @@ impl Verdict {
             (Status::Pass, format!("all {} rules held", rules.len()))
         };
         let stopped_by = if interrupted {
-            Some("interrupted (Ctrl-C)".to_owned())
+            Some("interrupted (SIGINT or SIGTERM)".to_owned())
         } else {
             aborted.map(|a| format!("early abort: {a}"))
         };
@@ -86,6 +86,14 @@ impl Verdict {
             reason,
             rules,
         }
+    }
+}
+
+impl Verdict {
+    /// Puts `news` in front of the reason: a fact that matters more than the rule count, such as
+    /// every request having failed.
+    pub fn lead_with(&mut self, news: &str) {
+        self.reason = format!("{news}; {}", self.reason);
     }
 }
 

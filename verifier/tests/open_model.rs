@@ -403,7 +403,10 @@ budgets: { min_samples: 10, endpoints: { ping: { p99: 1s } } }
     )
     .unwrap();
     assert_eq!(json["partial"], true);
-    assert_eq!(json["verdict"]["stopped_by"], "interrupted (Ctrl-C)");
+    assert_eq!(
+        json["verdict"]["stopped_by"],
+        "interrupted (SIGINT or SIGTERM)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -113,7 +113,7 @@ fn wrong_type() {
 fn duration_without_unit() {
     assert_eq!(
         err(&with("duration: 1s", "duration: 10")),
-        "t.yaml:11:38: field `load.open.phases[0].steady.duration`: duration `10` has no unit (use ms, s, m or h)"
+        "t.yaml:11:38: field `load.open.phases[0].steady.duration`: duration `10` has no unit (use us, ms, s, m or h, e.g. 250ms)"
     );
 }
 
@@ -121,7 +121,7 @@ fn duration_without_unit() {
 fn duration_with_unknown_unit() {
     assert_eq!(
         err(&with("duration: 1s", "duration: 3 days")),
-        "t.yaml:11:38: field `load.open.phases[0].steady.duration`: duration `3 days` has unknown unit `days` (use ms, s, m or h)"
+        "t.yaml:11:38: field `load.open.phases[0].steady.duration`: duration `3 days` has unknown unit `days` (use us, ms, s, m or h, e.g. 250ms)"
     );
 }
 
@@ -228,7 +228,7 @@ fn no_journeys() {
         err(
             "name: t\njourneys: []\nload:\n  open:\n    phases: [{ steady: { rate: 1, duration: 1s } }]\n"
         ),
-        "t.yaml:2:11: field `journeys`: at least one journey is required"
+        "t.yaml:2:11: field `journeys`: is empty: at least 1 required (journeys of one scenario)"
     );
 }
 
@@ -238,7 +238,7 @@ fn journey_without_steps() {
         err(
             "name: t\njourneys: [{ name: j, steps: [] }]\nload:\n  open:\n    phases: [{ steady: { rate: 1, duration: 1s } }]\n"
         ),
-        "t.yaml:2:30: field `journeys[0].steps`: journey `j` has no steps"
+        "t.yaml:2:30: field `journeys[0].steps`: is empty: at least 1 required (steps of one journey)"
     );
 }
 
@@ -249,7 +249,7 @@ fn no_phases() {
             "    phases:\n      - steady: { rate: 1, duration: 1s }\n",
             "    phases: []\n"
         )),
-        "t.yaml:9:3: field `load`: at least one phase is required"
+        "t.yaml:10:13: field `load.open.phases`: is empty: at least 1 required (phases of the open model)"
     );
 }
 
@@ -257,7 +257,7 @@ fn no_phases() {
 fn negative_rate() {
     assert_eq!(
         err(&with("rate: 1,", "rate: -5,")),
-        "t.yaml:11:9: field `load.open.phases[0]`: rate must be between 0 and 1000000 per second"
+        "t.yaml:11:25: field `load.open.phases[0].steady.rate`: -5 is out of range: must be 0 to 1000000 (journeys started per second)"
     );
 }
 
@@ -265,7 +265,7 @@ fn negative_rate() {
 fn zero_duration() {
     assert_eq!(
         err(&with("duration: 1s", "duration: 0s")),
-        "t.yaml:11:9: field `load.open.phases[0]`: duration must be greater than zero"
+        "t.yaml:11:38: field `load.open.phases[0].steady.duration`: duration `0s` is out of range: must be 1ms to 24h (one phase; all phases together at most 24 h)"
     );
 }
 
@@ -273,7 +273,7 @@ fn zero_duration() {
 fn zero_max_in_flight() {
     assert_eq!(
         err(&format!("{BASE}    max_in_flight: 0\n")),
-        "t.yaml:12:20: field `load.open.max_in_flight`: must be at least 1"
+        "t.yaml:12:20: field `load.open.max_in_flight`: 0 is out of range: must be 1 to 10000 (requests in flight, each with its buffers and socket)"
     );
 }
 
@@ -284,7 +284,7 @@ fn closed_phase_in_fractional_seconds() {
             "  open:\n    phases:\n      - steady: { rate: 1, duration: 1s }\n",
             "  closed:\n    phases:\n      - ramp: { users: 2, duration: 1500ms }\n"
         )),
-        "t.yaml:11:9: field `load.closed.phases[0]`: closed-model phases last whole seconds (1s or more)"
+        "t.yaml:11:37: field `load.closed.phases[0].ramp.duration`: closed-model phases last whole seconds (1s or more)"
     );
 }
 
@@ -292,7 +292,7 @@ fn closed_phase_in_fractional_seconds() {
 fn error_rate_not_a_fraction() {
     assert_eq!(
         err(&format!("{BASE}budgets:\n  error_rate: 5\n")),
-        "t.yaml:13:15: field `budgets.error_rate`: error rate 5 is not a fraction between 0 and 1"
+        "t.yaml:13:15: field `budgets.error_rate`: 5 is out of range: must be 0 to 1 (a fraction: 0.01 is 1 %)"
     );
 }
 
@@ -342,7 +342,7 @@ fn unset_environment_variable_is_a_plan_error() {
     let e = verifier::load::Plan::new(s.core(), Some("http://127.0.0.1:1"), &|_| None).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "journeys[0].steps[0].headers: environment variable `VERIFIER_TEST_UNSET` is not set"
+        "journeys[0].steps[0].headers.Authorization: environment variable `VERIFIER_TEST_UNSET` is not set"
     );
     let p = verifier::load::Plan::new(s.core(), Some("http://127.0.0.1:1"), &|_| {
         Some("tok".into())

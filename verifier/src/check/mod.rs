@@ -57,6 +57,47 @@ fn latency_rules(b: &Budgets) -> Vec<LatencyRule> {
         .collect()
 }
 
+/// The rules the budgets will judge, as `(id, budget)`, in the order `whole_run` and the
+/// windows judge them: what `verifier plan` lists before anything runs.
+pub fn planned(b: &Budgets) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = latency_rules(b)
+        .into_iter()
+        .map(|r| {
+            (
+                format!("latency.{}.{}", r.endpoint, r.label),
+                format!("{} <= {}", r.label, fmt_dur(r.ceiling)),
+            )
+        })
+        .collect();
+    if let Some(max) = b.error_rate {
+        out.push((
+            "error_rate".into(),
+            format!("error rate <= {}", fmt_pct(max)),
+        ));
+    }
+    if let Some(min) = b.min_throughput {
+        out.push(("throughput".into(), format!("throughput >= {min:.1} req/s")));
+    }
+    out.push((
+        "generator".into(),
+        "kept its schedule and had CPU to spare".into(),
+    ));
+    if let Some(w) = b.window {
+        let windowed: Vec<(String, String)> = out
+            .iter()
+            .filter(|(id, _)| id.starts_with("latency.") || id == "error_rate")
+            .map(|(id, budget)| {
+                (
+                    format!("window.{id}"),
+                    format!("{budget} in every {} window", fmt_dur(w.0)),
+                )
+            })
+            .collect();
+        out.extend(windowed);
+    }
+    out
+}
+
 fn stats_for(endpoints: &[String], per: &[Stats], name: &str) -> Option<Stats> {
     if name == "*" {
         let mut all = Stats::new();
@@ -85,21 +126,45 @@ pub fn whole_run(
         let budget = format!("{} <= {}", r.label, fmt_dur(r.ceiling));
         let id = format!("latency.{}.{}", r.endpoint, r.label);
         if n < b.min_samples {
-            out.push(RuleResult {
-                id,
-                kind: RuleKind::Latency,
-                scope: scope.clone(),
-                endpoint: Some(r.endpoint),
-                budget,
-                observed: if n == 0 {
+            // Few samples: undecided, unless the breach is already certain.
+            let ceiling_us = u64::try_from(r.ceiling.as_micros()).unwrap_or(u64::MAX);
+            let above = if n == 0 {
+                0
+            } else {
+                n - s.hist.count_between(0, ceiling_us.min(s.hist.high()))
+            };
+            let certain =
+                r.q < 1.0 && n > 0 && wilson_lower(above, n) > 1.0 - r.q || r.q >= 1.0 && above > 0;
+            let detail = if certain {
+                format!(
+                    "{n} samples, fewer than min_samples {}, but {above} of them exceed the ceiling: \
+                     at {:.0} % confidence the {} is above it whatever the rest would show",
+                    b.min_samples,
+                    CONFIDENCE * 100.0,
+                    r.label
+                )
+            } else {
+                format!("{n} samples, fewer than min_samples {}", b.min_samples)
+            };
+            out.push(
+                RuleResult::new(
+                    id,
+                    RuleKind::Latency,
+                    if certain {
+                        Status::Fail
+                    } else {
+                        Status::Inconclusive
+                    },
+                )
+                .endpoint(r.endpoint)
+                .budget(budget)
+                .observed(if n == 0 {
                     "no samples".into()
                 } else {
                     fmt_us(quantile_us(&s, r.q))
-                },
-                status: Status::Inconclusive,
-                detail: format!("{n} samples, fewer than min_samples {}", b.min_samples),
-                evidence: Vec::new(),
-            });
+                })
+                .detail(detail),
+            );
             continue;
         }
         let v = quantile_us(&s, r.q);
@@ -119,24 +184,38 @@ pub fn whole_run(
     let all = m.overall();
     if let Some(max) = b.error_rate {
         let (n, rate) = (all.counts.total(), all.counts.error_rate());
-        let status = if n < b.min_samples {
+        let errors = all.counts.errors();
+        // Below min_samples the rate is open, unless even its most favourable reading at the
+        // stated confidence breaches the budget: then more samples cannot save it.
+        let certain = n > 0 && wilson_lower(errors, n) > max;
+        let status = if n < b.min_samples && !certain {
             Status::Inconclusive
         } else if rate <= max {
             Status::Pass
         } else {
             Status::Fail
         };
-        out.push(RuleResult {
-            id: "error_rate".into(),
-            kind: RuleKind::ErrorRate,
-            scope: scope.clone(),
-            endpoint: Some("*".into()),
-            budget: format!("errors <= {}", fmt_pct(max)),
-            observed: fmt_pct(rate),
-            status,
-            detail: error_detail(&all),
-            evidence: Vec::new(),
-        });
+        let mut detail = error_detail(&all);
+        if n < b.min_samples {
+            detail.push_str(&if certain {
+                format!(
+                    "; fewer than min_samples {}, but at {:.0} % confidence the error rate is at \
+                     least {} whatever the rest would show",
+                    b.min_samples,
+                    CONFIDENCE * 100.0,
+                    fmt_pct(wilson_lower(errors, n))
+                )
+            } else {
+                format!("; fewer than min_samples {}", b.min_samples)
+            });
+        }
+        out.push(
+            RuleResult::new("error_rate", RuleKind::ErrorRate, status)
+                .endpoint("*")
+                .budget(format!("errors <= {}", fmt_pct(max)))
+                .observed(fmt_pct(rate))
+                .detail(detail),
+        );
     }
     if let Some(min) = b.min_throughput {
         let t = m.throughput();
@@ -170,6 +249,58 @@ pub fn whole_run(
     }
     out.push(generator_rule(engine, cores));
     out
+}
+
+/// The confidence at which a rule with fewer than `min_samples` samples is decided anyway: a
+/// one-sided 99 % Wilson score bound (z = 2.326) on the share of bad samples.
+pub const CONFIDENCE: f64 = 0.99;
+const Z: f64 = 2.326_347_874;
+
+/// The lower end of the one-sided Wilson score interval for `k` successes in `n` trials: the
+/// true share is at least this at [`CONFIDENCE`]. Wilson's interval stays sound at small `n` and
+/// at shares near 0 or 1, where the normal approximation fails (Wilson 1927; Brown, Cai and
+/// DasGupta 2001).
+pub fn wilson_lower(k: u64, n: u64) -> f64 {
+    if n == 0 {
+        return 0.0;
+    }
+    let (k, n) = (k.min(n) as f64, n as f64);
+    let p = k / n;
+    let z2 = Z * Z;
+    let centre = p + z2 / (2.0 * n);
+    let spread = Z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    ((centre - spread) / (1.0 + z2 / n)).max(0.0)
+}
+
+/// When every request failed, the sentence that says so and names the dominant error class;
+/// `None` otherwise. Leads the verdict's reason: "every request failed" is the news.
+pub fn all_failed(m: &Measurements) -> Option<String> {
+    let c = m.overall().counts;
+    let n = c.total();
+    if n == 0 || c.errors() < n {
+        return None;
+    }
+    let classes = [
+        (
+            c.timeout,
+            "timeouts: the target accepted connections but did not answer in time",
+        ),
+        (
+            c.connect,
+            "connection failures: nothing accepted the connection",
+        ),
+        (
+            c.reset,
+            "resets: the target closed connections mid-exchange",
+        ),
+        (c.status_4xx, "unexpected 4xx statuses"),
+        (c.status_5xx, "5xx statuses"),
+        (c.other, "other failures"),
+    ];
+    let (count, what) = classes.iter().max_by_key(|(k, _)| *k).copied()?;
+    Some(format!(
+        "every request failed ({n} of {n}; {count} of them {what})"
+    ))
 }
 
 fn error_detail(s: &Stats) -> String {

@@ -178,8 +178,7 @@ pub fn expand(value: &str, vars: &BTreeMap<String, String>) -> Result<String, St
 }
 
 /// Checks every env value's placeholders when the scenario is read. `${env.NAME}` is checked
-/// only for its form here: the variable is needed when the environment starts
-/// ([`check_env_vars`]), not to validate the file.
+/// only for its form here; whether the variable is set is the plan's check ([`check_env_vars`]).
 pub fn validate_service_env(spec: &ContainersSpec) -> Result<(), (String, String)> {
     let vars: BTreeMap<String, String> = placeholders(&spec.dependencies)
         .into_iter()
@@ -210,15 +209,18 @@ pub fn validate_service_env(spec: &ContainersSpec) -> Result<(), (String, String
 
 /// The `${env.NAME}` variables a service's environment needs that are not set: checked before
 /// anything starts, so a missing secret is a usage error, not a failed start.
-pub fn check_env_vars(spec: &ContainersSpec) -> Result<(), String> {
+pub fn check_env_vars(
+    spec: &ContainersSpec,
+    getenv: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), (String, String)> {
     for (k, v) in &spec.service.env {
         for name in placeholder_names(v).unwrap_or_default() {
             if let Some(var) = name.strip_prefix("env.")
-                && std::env::var_os(var).is_none()
+                && getenv(var).is_none()
             {
-                return Err(format!(
-                    "environment.testcontainers.service.env.{k} needs the environment variable \
-                     {var}, which is not set"
+                return Err((
+                    k.clone(),
+                    format!("needs the environment variable {var}, which is not set"),
                 ));
             }
         }
@@ -280,17 +282,16 @@ mod tests {
     }
 
     #[test]
-    fn a_secret_from_the_environment_is_needed_to_start_not_to_validate() {
+    fn a_secret_from_the_environment_is_checked_apart_from_the_form() {
         let spec: ContainersSpec = serde_norway::from_str(
             "dependencies: [postgres]\nservice:\n  command: [svc]\n  env:\n    S: ${env.KIT_SURELY_UNSET_SECRET}\n",
         )
         .unwrap();
         assert!(validate_service_env(&spec).is_ok());
-        let e = check_env_vars(&spec).unwrap_err();
-        assert!(
-            e.contains("service.env.S") && e.contains("KIT_SURELY_UNSET_SECRET"),
-            "{e}"
-        );
+        let (key, e) = check_env_vars(&spec, &|_| None).unwrap_err();
+        assert_eq!(key, "S");
+        assert!(e.contains("KIT_SURELY_UNSET_SECRET"), "{e}");
+        assert!(check_env_vars(&spec, &|_| Some("s3cret".into())).is_ok());
     }
 
     #[test]

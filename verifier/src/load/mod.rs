@@ -17,8 +17,9 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 
 use crate::record::{DueSink, Outcome, Recorder, WindowView};
+use crate::scenario::locate::Seg;
 use crate::scenario::template::JsonTemplate;
-use crate::scenario::{self, Body, Capture, Core, Method, Template, TemplateContext};
+use crate::scenario::{self, Body, Capture, Core, FieldError, Method, Template, TemplateContext};
 
 pub use exchange::Exchange;
 pub use request::{
@@ -163,70 +164,107 @@ pub enum PlannedBody {
     Text(Template),
 }
 
-/// Why a scenario cannot be planned (exit 2: nothing was started).
-#[derive(Debug, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct PlanError {
-    pub field: String,
-    pub message: String,
-}
-
 impl Plan {
-    /// `target` from the command line wins over the scenario's; `getenv` binds `${env.X}`.
+    /// `target` from the command line wins over the scenario's; `getenv` binds `${env.X}`. Every
+    /// request a step can send is checked here, so a header, path or body the engines could not
+    /// send is a field error before anything starts, not an error rate after the load.
     pub fn new(
         s: Core<'_>,
         target: Option<&str>,
         getenv: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Plan, PlanError> {
-        let perr = |field: String, message: String| PlanError { field, message };
+    ) -> Result<Plan, FieldError> {
         let url = target.or(s.target).ok_or_else(|| {
-            perr(
-                "target".into(),
-                "no target: give --target or `target:` in the scenario".into(),
+            FieldError::at(
+                "target",
+                "no target: give --target or `target:` in the scenario",
             )
         })?;
-        let target = Target::parse(url).map_err(|m| perr("target".into(), m))?;
+        let target = Target::parse(url).map_err(|m| FieldError::at("target", m))?;
         let endpoints = scenario::endpoints(s.journeys);
         let mut journeys = Vec::new();
         for (ji, j) in s.journeys.iter().enumerate() {
             let mut steps = Vec::new();
             for (si, st) in j.steps.iter().enumerate() {
-                let at = |f: &str| format!("journeys[{ji}].steps[{si}].{f}");
+                let at = |f: &[&str], m: String| {
+                    let mut p = vec![
+                        Seg::Key("journeys".into()),
+                        Seg::Index(ji),
+                        Seg::Key("steps".into()),
+                        Seg::Index(si),
+                    ];
+                    p.extend(f.iter().map(|k| Seg::Key((*k).to_owned())));
+                    FieldError::new(p, m)
+                };
                 let mut headers = Vec::new();
                 // Step headers override defaults of the same name.
-                let mut merged: Vec<(&String, &Template)> = s
+                let defaults = s
                     .defaults
                     .headers
                     .iter()
                     .filter(|(k, _)| !st.headers.keys().any(|h| h.eq_ignore_ascii_case(k)))
-                    .collect();
-                merged.extend(st.headers.iter());
-                for (name, t) in merged {
-                    let hn = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                        perr(
-                            at("headers"),
-                            format!("`{name}` is not a valid header name"),
-                        )
-                    })?;
-                    let bound = t.bind_env(getenv).map_err(|m| perr(at("headers"), m))?;
+                    .map(|(k, t)| (k, t, true));
+                let own = st.headers.iter().map(|(k, t)| (k, t, false));
+                for (name, t, from_defaults) in defaults.chain(own) {
+                    let blame = |m: String| {
+                        if from_defaults {
+                            FieldError::new(
+                                vec![
+                                    Seg::Key("defaults".into()),
+                                    Seg::Key("headers".into()),
+                                    Seg::Key(name.clone()),
+                                ],
+                                m,
+                            )
+                        } else {
+                            at(&["headers", name], m)
+                        }
+                    };
+                    let hn = HeaderName::from_bytes(name.as_bytes())
+                        .map_err(|_| blame(format!("`{name}` is not a valid header name")))?;
+                    let bound = t.bind_env(getenv).map_err(&blame)?;
+                    let sample = bound.render(&TemplateContext {
+                        seq: &AtomicU64::new(0),
+                        vars: &HashMap::new(),
+                    });
+                    if HeaderValue::try_from(sample.as_str()).is_err() {
+                        return Err(blame(format!(
+                            "`{}` is not a valid header value (control characters or line breaks)",
+                            sample.escape_debug()
+                        )));
+                    }
                     headers.push((hn, bound));
                 }
                 let body = match &st.body {
                     None => None,
                     Some(Body::Text(t)) => Some(PlannedBody::Text(
-                        t.bind_env(getenv).map_err(|m| perr(at("body"), m))?,
+                        t.bind_env(getenv).map_err(|m| at(&["body"], m))?,
                     )),
                     Some(Body::Json(v)) => {
-                        let c = JsonTemplate::compile(v).map_err(|m| perr(at("body"), m))?;
+                        let c = JsonTemplate::compile(v).map_err(|m| at(&["body"], m))?;
                         Some(PlannedBody::Json(
-                            c.bind_env(getenv).map_err(|m| perr(at("body"), m))?,
+                            c.bind_env(getenv).map_err(|m| at(&["body"], m))?,
                         ))
                     }
                 };
+                let path = st.path.bind_env(getenv).map_err(|m| at(&["path"], m))?;
+                let sample = path.render(&TemplateContext {
+                    seq: &AtomicU64::new(0),
+                    vars: &HashMap::new(),
+                });
+                if http::uri::PathAndQuery::try_from(format!("{}{sample}", target.prefix)).is_err()
+                {
+                    return Err(at(
+                        &["path"],
+                        format!(
+                            "`{sample}` is not a valid request path (spaces and other characters \
+                             outside a URI must be percent-encoded, e.g. %20)"
+                        ),
+                    ));
+                }
                 steps.push(PlannedStep {
                     endpoint: endpoints.iter().position(|e| *e == st.name).unwrap_or(0),
                     method: st.method,
-                    path: st.path.bind_env(getenv).map_err(|m| perr(at("path"), m))?,
+                    path,
                     headers,
                     body,
                     captures: st

@@ -13,8 +13,62 @@ use crate::scenario::{
     Budgets, Defaults, Journey, Load, ScenarioError, deserialize_located, read_file, validate_core,
 };
 
+pub mod bounds;
+mod build;
+pub mod memory;
+pub mod show;
+
+pub use build::{Plan, PlanOptions, build};
+
 fn k(s: &str) -> Seg {
     Seg::Key(s.to_owned())
+}
+
+/// Bounds before meaning: every number within its documented range (`bounds`), the phases
+/// together within [`bounds::MAX_PLANNED`], the endpoints within [`bounds::MAX_ENDPOINTS`].
+fn check_sizes(file: &Path, text: &str, s: &Scenario) -> Result<(), ScenarioError> {
+    // The typed parse succeeded, so the text is a YAML mapping; its plain view is what the
+    // bounds table's paths walk.
+    let doc: serde_norway::Value = serde_norway::from_str(text).map_err(|e| ScenarioError {
+        file: file.to_owned(),
+        line: None,
+        column: None,
+        field: String::new(),
+        message: format!("cannot read the document as plain YAML: {e}"),
+    })?;
+    bounds::check(&doc).map_err(|e| e.locate(file, text))?;
+    let phases = match &s.load {
+        Load::Open(o) => o.phases.len(),
+        Load::Closed(c) => c.phases.len(),
+    };
+    let total = s.load.planned_duration();
+    if total > bounds::MAX_PLANNED {
+        let kind = if matches!(s.load, Load::Open(_)) {
+            "open"
+        } else {
+            "closed"
+        };
+        return Err(crate::scenario::FieldError::new(
+            vec![k("load"), k(kind), k("phases")],
+            format!(
+                "the {phases} phases last {:.0} h together: a scenario plans at most 24 h of load",
+                total.as_secs_f64() / 3600.0
+            ),
+        )
+        .locate(file, text));
+    }
+    let endpoints = s.endpoints().len();
+    if endpoints > bounds::MAX_ENDPOINTS {
+        return Err(crate::scenario::FieldError::new(
+            vec![k("journeys")],
+            format!(
+                "{endpoints} distinct step names: at most {} (each keeps its own histograms)",
+                bounds::MAX_ENDPOINTS
+            ),
+        )
+        .locate(file, text));
+    }
+    Ok(())
 }
 
 /// One scenario file.
@@ -81,7 +135,15 @@ pub fn load_file(path: &Path) -> Result<Scenario, ScenarioError> {
 /// Parses and validates scenario text; `file` names it in errors and anchors the relative
 /// paths it holds (the contract).
 pub fn parse(file: &Path, text: &str) -> Result<Scenario, ScenarioError> {
+    crate::scenario::check_input_size(text).map_err(|message| ScenarioError {
+        file: file.to_owned(),
+        line: None,
+        column: None,
+        field: String::new(),
+        message,
+    })?;
     let mut scenario: Scenario = deserialize_located(file, text)?;
+    check_sizes(file, text, &scenario)?;
     validate_core(
         scenario.target.as_deref(),
         &scenario.journeys,

@@ -2,10 +2,11 @@
 //! CI test views (JUnit) and for pull requests (Markdown). A report renders a verdict; it
 //! never computes one.
 
+pub mod files;
+
 pub mod progress;
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -541,28 +542,8 @@ pub fn markdown(r: &Report) -> String {
     o
 }
 
-/// Writes `report.json`, `junit.xml` and `summary.md` into `dir`.
-pub fn write_all(dir: &Path, r: &Report) -> std::io::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir)?;
-    let files = [
-        (
-            "report.json",
-            serde_json::to_string_pretty(r).map_err(std::io::Error::other)? + "\n",
-        ),
-        ("junit.xml", junit(r)),
-        ("summary.md", markdown(r)),
-    ];
-    let mut out = Vec::new();
-    for (name, body) in files {
-        let p = dir.join(name);
-        // Write then rename, so a reader never sees half a report.
-        let tmp = dir.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, body)?;
-        std::fs::rename(&tmp, &p)?;
-        out.push(p);
-    }
-    Ok(out)
-}
+/// Writes `report.json`, `junit.xml` and `summary.md` into `dir` (see [`files`]).
+pub use files::write_all;
 
 /// The JSON Schema of `report.json`, as checked in under `verifier/schema/`.
 pub fn json_schema() -> String {

@@ -277,15 +277,22 @@ impl<'de, T, F: FnOnce(&str) -> Result<T, String>> serde::de::Visitor<'de> for P
     }
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+/// The longest duration any field takes; fields have tighter bounds of their own (`plan`'s
+/// bounds table). Past it, arithmetic on durations could overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Parses `250ms`, `1.5s`, `2m`, `1h`, `10us`; refuses what no field could take (negative,
+/// not finite, beyond [`MAX_DURATION`]) instead of panicking on it.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    const UNITS: &str = "use us, ms, s, m or h, e.g. 250ms";
     let t = s.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("duration `{s}` has no unit (use ms, s, m or h)"))?;
+        .ok_or_else(|| format!("duration `{s}` has no unit ({UNITS})"))?;
     let (num, unit) = t.split_at(split);
     let n: f64 = num
         .parse()
-        .map_err(|_| format!("duration `{s}` does not start with a number"))?;
+        .map_err(|_| format!("duration `{s}` does not start with a number ({UNITS})"))?;
     let secs = match unit.trim() {
         "us" | "µs" => n / 1e6,
         "ms" => n / 1e3,
@@ -294,11 +301,16 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => n * 3600.0,
         other => {
             return Err(format!(
-                "duration `{s}` has unknown unit `{other}` (use ms, s, m or h)"
+                "duration `{s}` has unknown unit `{other}` ({UNITS})"
             ));
         }
     };
-    Ok(Duration::from_secs_f64(secs))
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) if d <= MAX_DURATION => Ok(d),
+        _ => Err(format!(
+            "duration `{s}` is longer than any field takes (at most 30 days)"
+        )),
+    }
 }
 
 impl JsonSchema for Dur {
@@ -334,7 +346,10 @@ impl FieldError {
 
     /// A path written as dotted keys, e.g. `defaults.timeout`.
     pub fn at(dotted: &str, message: impl Into<String>) -> FieldError {
-        FieldError::new(dotted.split('.').map(|s| Seg::Key(s.to_owned())).collect(), message)
+        FieldError::new(
+            dotted.split('.').map(|s| Seg::Key(s.to_owned())).collect(),
+            message,
+        )
     }
 
     /// The same error with `prefix` put in front of its path (a section's validation names
@@ -391,13 +406,36 @@ impl fmt::Display for ScenarioError {
 
 /// Reads a YAML file the verifier takes as input; an unreadable one is a located error too.
 pub fn read_file(path: &Path) -> Result<String, ScenarioError> {
-    std::fs::read_to_string(path).map_err(|e| ScenarioError {
+    use std::io::Read;
+    let fail = |message: String| ScenarioError {
         file: path.to_owned(),
         line: None,
         column: None,
         field: String::new(),
-        message: format!("cannot read: {e}"),
-    })
+        message,
+    };
+    let f = std::fs::File::open(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let mut text = String::new();
+    // One byte past the limit tells a file at the limit from a larger one without reading it all.
+    f.take(MAX_INPUT_BYTES as u64 + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| fail(format!("cannot read: {e}")))?;
+    check_input_size(&text).map_err(fail)?;
+    Ok(text)
+}
+
+/// The most an input file (a scenario, a trigger file) may hold.
+pub const MAX_INPUT_BYTES: usize = 4 << 20;
+
+/// Refuses text larger than [`MAX_INPUT_BYTES`] before any parser sees it.
+pub fn check_input_size(text: &str) -> Result<(), String> {
+    if text.len() > MAX_INPUT_BYTES {
+        return Err(format!(
+            "larger than {} MiB: not a scenario a person wrote",
+            MAX_INPUT_BYTES >> 20
+        ));
+    }
+    Ok(())
 }
 
 /// Deserializes YAML into `T`, naming file, line, column and field in errors. Scenario and
@@ -425,10 +463,28 @@ pub fn deserialize_located<T: serde::de::DeserializeOwned>(
         {
             message = rest.to_owned();
         }
+        let mut at = loc.as_ref().map(|l| (l.line(), l.column()));
+        let mut field = field;
+        // The parser reports a duplicate key at its mapping's start; point at the key itself.
+        if let Some(key) = message
+            .strip_prefix("duplicate field `")
+            .or_else(|| message.strip_prefix("duplicate entry with key `"))
+            .and_then(|r| r.split('`').next())
+        {
+            let path = locate::parse_path(&field);
+            if let Some(pos) = locate::locate_duplicate(text, &path, key) {
+                at = Some(pos);
+                field = if field.is_empty() {
+                    key.to_owned()
+                } else {
+                    format!("{field}.{key}")
+                };
+            }
+        }
         ScenarioError {
             file: file.to_owned(),
-            line: loc.as_ref().map(|l| l.line()),
-            column: loc.as_ref().map(|l| l.column()),
+            line: at.map(|a| a.0),
+            column: at.map(|a| a.1),
             field,
             message,
         }
@@ -562,41 +618,37 @@ pub fn validate_core(
             known.extend(st.capture.keys().map(String::as_str));
         }
     }
+    // Ranges (rates, durations, max_in_flight, error_rate) are `plan`'s bounds table's; these
+    // are the rules that span fields.
     let phases_empty = match load {
         Load::Open(o) => {
-            for (i, p) in o.phases.iter().enumerate() {
-                let (rates, d) = match p {
-                    RatePhase::Ramp { from, to, duration } => (vec![*from, *to], duration),
-                    RatePhase::Steady { rate, duration } | RatePhase::Spike { rate, duration } => {
-                        (vec![*rate], duration)
-                    }
-                };
-                let path = vec![k("load"), k("open"), k("phases"), Seg::Index(i)];
-                if rates.iter().any(|r| !r.is_finite() || *r < 0.0 || *r > 1e6) {
-                    return Err((path, "rate must be between 0 and 1000000 per second".into()));
-                }
-                if d.0.is_zero() {
-                    return Err((path, "duration must be greater than zero".into()));
-                }
-            }
-            if o.max_in_flight == 0 {
+            if let Some(ji) = journeys.iter().position(|j| j.think_time.is_some()) {
                 return Err((
-                    vec![k("load"), k("open"), k("max_in_flight")],
-                    "must be at least 1".into(),
+                    vec![k("journeys"), Seg::Index(ji), k("think_time")],
+                    "think_time applies to the closed model only: open-model arrivals run their \
+                     steps back to back (lower the rate instead)"
+                        .into(),
                 ));
             }
             o.phases.is_empty()
         }
         Load::Closed(c) => {
             for (i, p) in c.phases.iter().enumerate() {
-                let d = match p {
-                    UserPhase::Ramp { duration, .. }
-                    | UserPhase::Steady { duration }
-                    | UserPhase::Spike { duration, .. } => duration.0,
+                let (kind, d) = match p {
+                    UserPhase::Ramp { duration, .. } => ("ramp", duration.0),
+                    UserPhase::Steady { duration } => ("steady", duration.0),
+                    UserPhase::Spike { duration, .. } => ("spike", duration.0),
                 };
                 if d.subsec_nanos() != 0 || d.is_zero() {
                     return Err((
-                        vec![k("load"), k("closed"), k("phases"), Seg::Index(i)],
+                        vec![
+                            k("load"),
+                            k("closed"),
+                            k("phases"),
+                            Seg::Index(i),
+                            k(kind),
+                            k("duration"),
+                        ],
                         "closed-model phases last whole seconds (1s or more)".into(),
                     ));
                 }
@@ -608,14 +660,6 @@ pub fn validate_core(
         return Err((vec![k("load")], "at least one phase is required".into()));
     }
     let b = budgets;
-    if let Some(r) = b.error_rate
-        && !(0.0..=1.0).contains(&r)
-    {
-        return Err((
-            vec![k("budgets"), k("error_rate")],
-            format!("error rate {r} is not a fraction between 0 and 1"),
-        ));
-    }
     for name in b.endpoints.keys() {
         if name != "*" && !endpoints.contains(name) {
             return Err((
@@ -636,13 +680,41 @@ pub fn validate_core(
     Ok(endpoints)
 }
 
-/// Accepts only an http:// URL with a host; the load engines speak plain HTTP/1.1.
+/// Accepts only an http:// URL with a host and, if given, a port from 1 to 65535; the load
+/// engines speak plain HTTP/1.1.
 pub fn check_target(t: &str) -> Result<(), String> {
     let rest = t
         .strip_prefix("http://")
         .ok_or_else(|| format!("target `{t}` must start with http://"))?;
-    if rest.trim_end_matches('/').is_empty() {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.is_empty() {
         return Err(format!("target `{t}` has no host"));
+    }
+    if authority.contains('@') {
+        return Err(format!(
+            "target `{t}` carries credentials; send them as a header in `defaults.headers`"
+        ));
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        // `[::1]` without a port: the colon is inside the brackets.
+        Some((h, p)) if !p.contains(']') => (h, Some(p)),
+        _ => (authority, None),
+    };
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(format!("target `{t}` has no valid host"));
+    }
+    if let Some(p) = port {
+        match p.parse::<u16>() {
+            Ok(n) if n > 0 => {}
+            _ => {
+                return Err(format!(
+                    "target `{t}` has port `{p}`: a port is a number from 1 to 65535"
+                ));
+            }
+        }
+    }
+    if http::Uri::try_from(t).is_err() {
+        return Err(format!("target `{t}` is not a valid URL"));
     }
     Ok(())
 }

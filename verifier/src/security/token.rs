@@ -30,6 +30,7 @@ fn default_tenant_claim() -> String {
     "tenant_id".into()
 }
 
+#[derive(Clone)]
 pub struct Minter {
     key: ring::hmac::Key,
     tenant_claim: String,
