@@ -98,8 +98,7 @@ pub async fn run(
         env_spec = EnvironmentSpec::None;
     }
     if let EnvironmentSpec::Testcontainers(c) = &env_spec {
-        crate::env::spec::check_env_vars(c)
-            .map_err(|m| RunError::Usage(format!("{file}: {m}")))?;
+        crate::env::spec::check_env_vars(c).map_err(|m| RunError::Usage(format!("{file}: {m}")))?;
     }
     let mut drill = if matches!(env_spec, EnvironmentSpec::None) {
         None

@@ -334,7 +334,10 @@ impl FieldError {
 
     /// A path written as dotted keys, e.g. `defaults.timeout`.
     pub fn at(dotted: &str, message: impl Into<String>) -> FieldError {
-        FieldError::new(dotted.split('.').map(|s| Seg::Key(s.to_owned())).collect(), message)
+        FieldError::new(
+            dotted.split('.').map(|s| Seg::Key(s.to_owned())).collect(),
+            message,
+        )
     }
 
     /// The same error with `prefix` put in front of its path (a section's validation names
