@@ -267,6 +267,7 @@ pub async fn run(
         workers.abort_all();
     }
     report.started = started.load(Ordering::Relaxed);
+    report.reconnects = client.reconnects();
     if !stop.is_stopped() {
         report.missed_arrivals = planned.saturating_sub(report.started);
     }
