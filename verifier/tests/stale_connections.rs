@@ -231,6 +231,42 @@ budgets:
     .await;
 }
 
+/// The failure this engine had: with 40 connections taking turns at 20 requests/s, each idled
+/// 2 s between uses, past the server's 1 s idle timeout, and a third of the requests failed.
+/// Reused most-recent-first, the connections a modest rate needs stay hot and the rest are
+/// never opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_modest_rate_keeps_a_few_connections_hot() {
+    let _serial = support::SERIAL.lock().await;
+    support::with_retries(|| async {
+        let srv = server(Some(Duration::from_secs(1)), |_, _| Act::Answer).await;
+        let r = run_against(
+            &srv,
+            r#"
+name: few-connections
+journeys: [{ name: ping, steps: [{ name: ping, method: GET, path: /ping }] }]
+load:
+  open:
+    phases: [{ steady: { rate: 20, duration: 3s } }]
+    max_in_flight: 40
+"#,
+        )
+        .await;
+        assert_eq!(r.overall.requests, 60);
+        assert_eq!(r.overall.errors, 0, "{:?}", r.overall.counts);
+        // Less the run's preflight connection.
+        let connections = srv.seen.connections.load(Ordering::SeqCst) - 1;
+        // One request at a time needs one connection; a slow moment may overlap a few.
+        ensure!(
+            connections <= 5,
+            "{connections} connections for 60 requests"
+        );
+        assert_eq!(r.generator.reconnects, 0);
+        Ok(())
+    })
+    .await;
+}
+
 /// The target answers the first request on each connection and breaks the second in the middle
 /// of its answer, in the head or in the body. Part of the answer came, so the target had the
 /// request and failed it: counted, never sent again.
