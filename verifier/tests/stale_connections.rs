@@ -396,3 +396,43 @@ load:
         g.reconnects + post.errors
     );
 }
+
+/// The closed model's client (reqwest on hyper-util's pool) keeps a task reading every idle
+/// connection, so the server's idle close is seen when it happens and the connection leaves
+/// the pool; a request that still meets a closed connection before it was written is sent again
+/// by hyper-util itself. Think time past the server's idle timeout therefore costs no errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_closed_model_is_not_blamed_for_an_idle_close() {
+    let _serial = support::SERIAL.lock().await;
+    let srv = server(Some(Duration::from_secs(1)), |_, _| Act::Answer).await;
+    let r = run_against(
+        &srv,
+        r#"
+name: closed-idle-close
+journeys:
+  - name: ping
+    think_time: 1500ms
+    steps: [{ name: ping, method: GET, path: /ping }]
+load:
+  closed:
+    phases:
+      - ramp: { users: 2, duration: 1s }
+      - steady: { duration: 3s }
+budgets:
+  min_samples: 1
+  error_rate: 0.0
+"#,
+    )
+    .await;
+    assert_eq!(r.model, "closed");
+    assert!(r.overall.requests >= 4, "{:?}", r.overall.counts);
+    assert_eq!(r.overall.errors, 0, "{:?}", r.overall.counts);
+    // Every request after a think time went out on a new connection (less the preflight's).
+    let connections = srv.seen.connections.load(Ordering::SeqCst) - 1;
+    assert!(
+        connections >= r.overall.requests,
+        "{connections} connections for {} requests",
+        r.overall.requests
+    );
+    assert_eq!(r.exit_code, 0);
+}
