@@ -74,6 +74,7 @@ fn fixed_report(interrupted: bool) -> Report {
         dispatch_lag_max_us: 950,
         in_flight_waits: 0,
         missed_arrivals: 0,
+        reconnects: 0,
         cpu_seconds: 0.41,
         cpu_cores_used: 0.041,
     };

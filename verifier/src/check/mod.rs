@@ -355,6 +355,12 @@ pub fn generator_rule(e: &EngineReport, cores: usize) -> RuleResult {
     if e.missed_arrivals > 0 {
         detail.push_str(&format!("; {} arrivals never sent", e.missed_arrivals));
     }
+    if e.reconnects > 0 {
+        detail.push_str(&format!(
+            "; {} requests sent again after the target closed an idle connection",
+            e.reconnects
+        ));
+    }
     if saturated {
         detail.push_str("; the generator used nearly every core");
     }

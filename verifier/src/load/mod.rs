@@ -499,6 +499,11 @@ pub struct EngineReport {
     pub missed_arrivals: u64,
     /// Arrivals that waited because `max_in_flight` requests were outstanding.
     pub in_flight_waits: u64,
+    /// Open model: requests whose reused keep-alive connection had been closed by the target
+    /// before any byte of the answer (an idle timeout), sent again once on a new connection and
+    /// not counted as errors. The closed model's client does the same for requests it had not
+    /// written yet, without telling, so it reports 0.
+    pub reconnects: u64,
     /// Generator CPU seconds (user + system) during load.
     pub cpu_seconds: f64,
     /// CPU seconds divided by wall seconds: 1.0 = one core fully busy.

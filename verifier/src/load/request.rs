@@ -1,9 +1,19 @@
 //! One HTTP exchange on the open model's hot path: plain hyper HTTP/1.1 over a keep-alive
 //! connection that each worker owns and drives itself (no pool, no connection task), classified
 //! into an [`Outcome`].
+//!
+//! A keep-alive connection idles between a worker's requests, and servers close idle
+//! connections on their own schedule (Go's `IdleTimeout`, Node's and uvicorn's 5 s, gunicorn's
+//! 2 s). Nothing polls a connection while it idles, so the close is only seen when the next
+//! request goes out on it. Such a request is the generator's own doing, not the target's: when a
+//! reused connection ends before one byte of the answer arrived, the request is sent once more on
+//! a new connection ([`Client::reconnects`] counts these) and timed from the same start. See
+//! [`Client::send`] for exactly which requests are sent again.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use std::future::Future;
@@ -13,25 +23,31 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::{PlannedStep, Target};
 use crate::record::Outcome;
-use crate::scenario::Capture;
+use crate::scenario::{Capture, Method};
 
 #[derive(Clone)]
 pub struct Client {
     target: Target,
     timeout: Duration,
     connect_timeout: Duration,
+    /// Requests sent again because their reused connection had been closed by the target.
+    reconnects: Arc<AtomicU64>,
 }
 
-type Connection = http1::Connection<TokioIo<tokio::net::TcpStream>, Full<Bytes>>;
+type Connection = http1::Connection<TokioIo<Heard>, Full<Bytes>>;
+type Request = http::Request<Full<Bytes>>;
 
 /// One worker's keep-alive connection; opened on first use and again after it breaks.
 #[derive(Default)]
 pub struct Conn {
     sender: Option<http1::SendRequest<Full<Bytes>>>,
     driver: Option<Pin<Box<Connection>>>,
+    /// Set when a byte arrives on the connection; cleared as each request is handed over.
+    heard: Arc<AtomicBool>,
 }
 
 impl Conn {
@@ -48,11 +64,69 @@ impl Conn {
                 _ = driver => {
                     // The connection ended (closed by the peer, or broken); what `fut` still
                     // waits for fails or completes on its own.
-                    self.driver = None;
-                    self.sender = None;
+                    self.close();
                 }
             }
         }
+    }
+
+    fn close(&mut self) {
+        self.sender = None;
+        self.driver = None;
+    }
+}
+
+/// The TCP stream under a connection, noting whether anything was read from it since
+/// [`Conn::heard`] was last cleared: that tells a connection that ended before its answer began
+/// from one that broke in the middle of it. One relaxed store per read that got bytes.
+struct Heard {
+    stream: tokio::net::TcpStream,
+    heard: Arc<AtomicBool>,
+}
+
+impl AsyncRead for Heard {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.heard.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Heard {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }
 
@@ -72,40 +146,96 @@ impl Client {
             target,
             timeout,
             connect_timeout,
+            reconnects: Arc::new(AtomicU64::new(0)),
         }
     }
 
-    /// A ready sender on `conn`, connecting first when it has none or it broke. Nothing is
-    /// retried: a reset shows in the error counts.
-    async fn ready<'c>(
-        &self,
-        conn: &'c mut Conn,
-    ) -> Result<&'c mut http1::SendRequest<Full<Bytes>>, Outcome> {
+    /// Requests so far that found their reused connection closed by the target and were sent
+    /// again on a new one (not counted as errors).
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
+    }
+
+    /// Makes `conn` ready for a request, connecting first when it has no connection or its
+    /// connection is known to be closed or busy. True when the connection is an existing one.
+    async fn ready(&self, conn: &mut Conn) -> Result<bool, Outcome> {
         let usable = conn
             .sender
             .as_ref()
             .is_some_and(|s| !s.is_closed() && s.is_ready());
-        if !usable {
-            conn.sender = None;
-            conn.driver = None;
-            let stream = tokio::time::timeout(
-                self.connect_timeout,
-                tokio::net::TcpStream::connect(&self.target.authority),
-            )
-            .await
-            .map_err(|_| Outcome::Connect)?
-            .map_err(|_| Outcome::Connect)?;
-            let _ = stream.set_nodelay(true);
-            let (sender, driver) = http1::Builder::new()
-                .writev(false)
-                .read_buf_exact_size(Some(8192))
-                .handshake(TokioIo::new(stream))
-                .await
-                .map_err(|_| Outcome::Connect)?;
-            conn.sender = Some(sender);
-            conn.driver = Some(Box::pin(driver));
+        if usable {
+            return Ok(true);
         }
-        conn.sender.as_mut().ok_or(Outcome::Connect)
+        conn.close();
+        let stream = tokio::time::timeout(
+            self.connect_timeout,
+            tokio::net::TcpStream::connect(&self.target.authority),
+        )
+        .await
+        .map_err(|_| Outcome::Connect)?
+        .map_err(|_| Outcome::Connect)?;
+        let _ = stream.set_nodelay(true);
+        let io = Heard {
+            stream,
+            heard: conn.heard.clone(),
+        };
+        let (sender, driver) = http1::Builder::new()
+            .writev(false)
+            .read_buf_exact_size(Some(8192))
+            .handshake(TokioIo::new(io))
+            .await
+            .map_err(|_| Outcome::Connect)?;
+        conn.sender = Some(sender);
+        conn.driver = Some(Box::pin(driver));
+        Ok(false)
+    }
+
+    /// Sends `req` on `conn` and waits for the response head.
+    ///
+    /// When the connection was an existing one and ended before one byte of the answer came,
+    /// the request is sent once more on a new connection, and the target is not blamed:
+    /// - always when hyper hands the request back unwritten: it saw the connection closed
+    ///   before writing (it reads an idle connection before writing on it, so a close that came
+    ///   while the connection idled is found here, which is nearly every stale connection);
+    /// - when the request was written, only if `again` gives it back, which it does for
+    ///   requests that may be repeated ([`replayable`]): the target may have closed just as it
+    ///   arrived, or may have acted on it and then died, and a client cannot tell which.
+    ///
+    /// A new connection that fails, or one that fails after part of the answer, is the
+    /// target's doing and counts.
+    async fn send(
+        &self,
+        conn: &mut Conn,
+        req: Request,
+        again: impl FnOnce() -> Option<Request>,
+    ) -> Result<http::Response<hyper::body::Incoming>, Outcome> {
+        let reused = self.ready(conn).await?;
+        conn.heard.store(false, Ordering::Relaxed);
+        let sender = conn.sender.as_mut().ok_or(Outcome::Connect)?;
+        let pending = sender.try_send_request(req);
+        let mut failed = match conn.drive(pending).await {
+            Ok(resp) => return Ok(resp),
+            Err(e) => e,
+        };
+        let retry = match failed.take_message() {
+            Some(req) if reused => Some(req),
+            None if reused
+                && !conn.heard.load(Ordering::Relaxed)
+                && classify_chain(failed.error()) == Outcome::Reset =>
+            {
+                again()
+            }
+            _ => None,
+        };
+        let Some(req) = retry else {
+            return Err(classify_hyper(failed.into_error()));
+        };
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+        conn.close();
+        self.ready(conn).await?;
+        let sender = conn.sender.as_mut().ok_or(Outcome::Connect)?;
+        let pending = sender.send_request(req);
+        conn.drive(pending).await.map_err(classify_hyper)
     }
 
     /// A request rendered for this send.
@@ -157,7 +287,7 @@ impl Client {
             .as_ref()
             .and_then(|t| t.key_of(headers, body.as_ref().map(|(b, _)| &b[..])));
         let sent = Sent::keep(step, path, headers, body);
-        let req = match &step.fixed {
+        let make = || match &step.fixed {
             Some(f) => {
                 let mut req = http::Request::new(Full::new(
                     f.rendered
@@ -173,7 +303,7 @@ impl Client {
             }
             None => self.build(step, path, headers, body),
         };
-        let Ok(req) = req else {
+        let Ok(req) = make() else {
             let end = Instant::now();
             return StepResult {
                 outcome: Outcome::Other,
@@ -188,9 +318,13 @@ impl Client {
                 .iter()
                 .any(|(_, c)| matches!(c, Capture::Json(_)));
         let exchange = async {
-            let sender = self.ready(conn).await?;
-            let pending = sender.send_request(req);
-            let resp = conn.drive(pending).await.map_err(classify_hyper)?;
+            // A request sent again keeps `start`: its latency still runs from when it was due.
+            let again = || {
+                replayable(step.method, headers)
+                    .then(make)
+                    .and_then(Result::ok)
+            };
+            let resp = self.send(conn, req, again).await?;
             let status = resp.status().as_u16();
             let header_caps = capture_headers(&step.captures, resp.headers());
             let sampled = sent.as_ref().and_then(|s| s.sample(status, resp.headers()));
@@ -384,6 +518,18 @@ pub fn capture_json(
             vars.insert(name.clone(), s);
         }
     }
+}
+
+/// Whether a request that reached the target may be sent again without asking: its method is
+/// idempotent (RFC 9110, 9.2.2), or it carries an `Idempotency-Key` for the target to recognise
+/// the repeat by. The rule of Go's `net/http` transport for the same case.
+fn replayable(method: Method, headers: &[(http::HeaderName, http::HeaderValue)]) -> bool {
+    matches!(
+        method,
+        Method::Get | Method::Head | Method::Put | Method::Delete
+    ) || headers
+        .iter()
+        .any(|(n, _)| n.as_str().eq_ignore_ascii_case("idempotency-key"))
 }
 
 fn classify_hyper(e: hyper::Error) -> Outcome {

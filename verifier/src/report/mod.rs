@@ -110,6 +110,10 @@ pub struct GeneratorReport {
     pub dispatch_lag_max_us: u64,
     pub in_flight_waits: u64,
     pub missed_arrivals: u64,
+    /// Requests sent again on a new connection because the target had closed the idle
+    /// keep-alive connection they went out on before answering; not errors (open model).
+    #[serde(default)]
+    pub reconnects: u64,
     pub cpu_seconds: f64,
     pub cpu_cores_used: f64,
     pub peak_rss_bytes: u64,
@@ -126,6 +130,7 @@ impl GeneratorReport {
             dispatch_lag_max_us: e.dispatch_lag_max_us,
             in_flight_waits: e.in_flight_waits,
             missed_arrivals: e.missed_arrivals,
+            reconnects: e.reconnects,
             cpu_seconds: (e.cpu_seconds * 1000.0).round() / 1000.0,
             cpu_cores_used: (e.cpu_cores_used * 1000.0).round() / 1000.0,
             peak_rss_bytes,
