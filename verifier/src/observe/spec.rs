@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::scenario::Dur;
+use crate::scenario::{Dur, FieldError};
 
 /// The `observability:` section of a scenario.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -121,22 +121,18 @@ fn yes() -> bool {
     true
 }
 
-/// Checks of the section that need only the scenario.
+/// Checks of the section that need only the scenario; paths are relative to the section.
 pub fn validate_spec(
     spec: &ObservabilitySpec,
     endpoints: &BTreeSet<String>,
-) -> Result<(), (Vec<String>, String)> {
+) -> Result<(), FieldError> {
     if !spec.metrics_path.starts_with('/') {
-        return Err((
-            vec!["metrics_path".into()],
-            "path must start with `/`".into(),
-        ));
+        return Err(FieldError::at("metrics_path", "path must start with `/`"));
     }
     if let Some(h) = &spec.histogram {
-        let p = |f: &str| vec!["histogram".into(), f.into()];
         if !endpoints.contains(h.endpoint.as_str()) {
-            return Err((
-                p("endpoint"),
+            return Err(FieldError::at(
+                "histogram.endpoint",
                 format!(
                     "no step is named `{}` (known: {})",
                     h.endpoint,
@@ -145,31 +141,28 @@ pub fn validate_spec(
             ));
         }
         if !(h.quantile > 0.0 && h.quantile < 1.0) {
-            return Err((
-                p("quantile"),
+            return Err(FieldError::at(
+                "histogram.quantile",
                 format!("quantile {} is not between 0 and 1", h.quantile),
             ));
         }
         if h.labels.is_empty() {
-            return Err((
-                p("labels"),
-                "name the endpoint's series, e.g. `{route: \"GET /v1/orders/{id}\"}`".into(),
+            return Err(FieldError::at(
+                "histogram.labels",
+                "name the endpoint's series, e.g. `{route: \"GET /v1/orders/{id}\"}`",
             ));
         }
     }
     if let Some(t) = &spec.trace
         && !t.path.starts_with('/')
     {
-        return Err((
-            vec!["trace".into(), "path".into()],
-            "path must start with `/`".into(),
-        ));
+        return Err(FieldError::at("trace.path", "path must start with `/`"));
     }
     if let Some(l) = &spec.logs
         && l.ids.is_empty()
         && !l.no_emails
     {
-        return Err((vec!["logs".into()], "checks nothing".into()));
+        return Err(FieldError::at("logs", "checks nothing"));
     }
     Ok(())
 }

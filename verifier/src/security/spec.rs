@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 use super::token;
 use crate::contract::Contract;
-use crate::scenario::Dur;
 use crate::scenario::locate::Seg;
+use crate::scenario::{Dur, FieldError};
 
 /// The scenario's `security:` section.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -122,52 +122,57 @@ impl Default for GenerativeSpec {
     }
 }
 
-/// Checks the section against the contract; errors carry the field to blame.
-pub fn validate(s: &SecuritySpec, c: &Contract) -> Result<(), (Vec<Seg>, String)> {
-    let key = |k: &str| Seg::Key(k.to_owned());
-    let known = |id: &str, field: Vec<Seg>| {
-        if c.by_id(id).is_some() {
-            Ok(())
-        } else {
-            Err((
-                field,
-                format!(
-                    "`{id}` is not an operationId of {} (known: {})",
-                    c.file.display(),
-                    c.operations
-                        .iter()
-                        .map(|o| o.id.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ))
-        }
+/// Checks the section against the contract; errors name the field to blame, relative to the
+/// section.
+pub fn validate(s: &SecuritySpec, c: &Contract) -> Result<(), FieldError> {
+    // Why `id` is not an operation of the contract, if it is not.
+    let unknown = |id: &str| {
+        c.by_id(id).is_none().then(|| {
+            format!(
+                "`{id}` is not an operationId of {} (known: {})",
+                c.file.display(),
+                c.operations
+                    .iter()
+                    .map(|o| o.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
     };
     if let Some(i) = &s.isolation {
-        known(&i.create, vec![key("isolation"), key("create")])?;
+        if let Some(m) = unknown(&i.create) {
+            return Err(FieldError::at("isolation.create", m));
+        }
         if !i.id.starts_with('/') {
-            return Err((
-                vec![key("isolation"), key("id")],
+            return Err(FieldError::at(
+                "isolation.id",
                 format!("JSON pointer `{}` must start with `/`", i.id),
             ));
         }
     }
     if let Some(r) = &s.rate_limit {
-        known(&r.operation, vec![key("rate_limit"), key("operation")])?;
+        if let Some(m) = unknown(&r.operation) {
+            return Err(FieldError::at("rate_limit.operation", m));
+        }
         if r.max_requests == 0 || r.concurrency == 0 {
-            return Err((
-                vec![key("rate_limit")],
-                "max_requests and concurrency must be at least 1".into(),
+            return Err(FieldError::at(
+                "rate_limit",
+                "max_requests and concurrency must be at least 1",
             ));
         }
     }
     for (i, id) in s.skip.iter().enumerate() {
-        known(id, vec![key("skip"), Seg::Index(i)])?;
+        if let Some(m) = unknown(id) {
+            return Err(FieldError::new(
+                vec![Seg::Key("skip".into()), Seg::Index(i)],
+                m,
+            ));
+        }
     }
     if s.generative.requests > 10_000 {
-        return Err((
-            vec![key("generative"), key("requests")],
-            "at most 10000 requests".into(),
+        return Err(FieldError::at(
+            "generative.requests",
+            "at most 10000 requests",
         ));
     }
     Ok(())

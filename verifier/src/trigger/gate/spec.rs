@@ -53,47 +53,48 @@ pub struct Expectation {
 }
 
 /// Checks of the section that need only the scenario (fault names, shapes); trigger names are
-/// checked against the file in [`Gate::prepare`](super::Gate::prepare).
+/// checked against the file in [`Gate::prepare`](super::Gate::prepare). Paths are relative to
+/// the section.
 pub fn validate_spec(
     spec: &TriggerSpec,
     faults: &[crate::fault::plan::Fault],
-) -> Result<(), (Vec<String>, String)> {
+) -> Result<(), FieldError> {
     if spec.every.0 < Duration::from_millis(200) {
-        return Err((vec!["every".into()], "must be at least 200ms".into()));
+        return Err(FieldError::at("every", "must be at least 200ms"));
     }
     if let Some(p) = &spec.prometheus
         && p != "start"
         && !(p.starts_with("http://") || p.starts_with("https://"))
     {
-        return Err((
-            vec!["prometheus".into()],
+        return Err(FieldError::at(
+            "prometheus",
             format!("`{p}` is neither `start` nor an http:// URL"),
         ));
     }
     for (name, e) in &spec.expect {
-        let path = |f: &str| vec!["expect".into(), name.clone(), f.into()];
+        let path = |f: &str| vec![k("expect"), k(name), k(f)];
         if name != HEALTHY && !faults.iter().any(|f| &f.name == name) {
             let mut known: Vec<&str> = faults.iter().map(|f| f.name.as_str()).collect();
             known.push(HEALTHY);
-            return Err((
-                vec!["expect".into(), name.clone()],
+            return Err(FieldError::new(
+                vec![k("expect"), k(name)],
                 format!("no fault is named `{name}` (known: {})", known.join(", ")),
             ));
         }
         if name == HEALTHY && !e.fire.is_empty() {
-            return Err((
+            return Err(FieldError::new(
                 path("fire"),
-                "nothing must fire in the healthy phase; list triggers under `quiet`".into(),
+                "nothing must fire in the healthy phase; list triggers under `quiet`",
             ));
         }
         if !e.fire.is_empty() && e.within.is_none() {
-            return Err((
+            return Err(FieldError::new(
                 path("within"),
-                "triggers that must fire need a detection time, e.g. `within: 20s`".into(),
+                "triggers that must fire need a detection time, e.g. `within: 20s`",
             ));
         }
         if let Some(t) = e.fire.iter().find(|t| e.quiet.contains(t)) {
-            return Err((
+            return Err(FieldError::new(
                 path("quiet"),
                 format!("`{t}` cannot both fire and stay quiet"),
             ));
