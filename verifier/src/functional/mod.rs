@@ -331,20 +331,16 @@ pub async fn run(
             } else {
                 crate::rule::Status::Fail
             };
-            vec![RuleResult {
-                id: "functional".into(),
-                kind: crate::rule::RuleKind::Functional,
-                scope: "before load".into(),
-                endpoint: None,
-                budget: format!("the functional pass ends within {deadline:?}"),
-                observed: "cut off".into(),
-                status,
-                detail: format!(
-                    "the functional pass outlived `functional.timeout`{}",
-                    left.iter().map(|l| format!("; {l}")).collect::<String>()
-                ),
-                evidence: Vec::new(),
-            }]
+            vec![
+                RuleResult::new("functional", crate::rule::RuleKind::Functional, status)
+                    .scope("before load")
+                    .budget(format!("the functional pass ends within {deadline:?}"))
+                    .observed("cut off")
+                    .detail(format!(
+                        "the functional pass outlived `functional.timeout`{}",
+                        left.iter().map(|l| format!("; {l}")).collect::<String>()
+                    )),
+            ]
         }
     };
     let took = started.elapsed();

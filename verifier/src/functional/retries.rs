@@ -242,24 +242,21 @@ impl Prepared {
         op: &idempotency::Prepared,
         ctx: &Context<'_>,
     ) -> RuleResult {
-        let mut r = RuleResult {
-            id: format!("retries.{}", fault.name),
-            kind: RuleKind::Functional,
-            scope: "functional pass, before load".into(),
-            endpoint: Some(op.spec.operation.clone()),
-            budget: format!(
-                "at most {} downstream attempt(s) per request{}",
-                self.spec.max_attempts,
-                self.spec
-                    .min_backoff
-                    .map(|d| format!(", at least {} ms apart", d.0.as_millis()))
-                    .unwrap_or_default()
-            ),
-            observed: String::new(),
-            status: Status::Pass,
-            detail: String::new(),
-            evidence: Vec::new(),
-        };
+        let mut r = RuleResult::new(
+            format!("retries.{}", fault.name),
+            RuleKind::Functional,
+            Status::Pass,
+        )
+        .scope("functional pass, before load")
+        .endpoint(op.spec.operation.clone())
+        .budget(format!(
+            "at most {} downstream attempt(s) per request{}",
+            self.spec.max_attempts,
+            self.spec
+                .min_backoff
+                .map(|d| format!(", at least {} ms apart", d.0.as_millis()))
+                .unwrap_or_default()
+        ));
         // Engage the fault.
         let engaged: Result<Engaged, String> = match (switch, &fault.toxic) {
             (Some(url), _) => match self.read_switch(url).await {
