@@ -234,21 +234,17 @@ pub fn fault_results(
             ),
             (None, Some(_), None) => (Status::Fail, "applied but not reverted".into()),
         };
-        rules.push(RuleResult {
-            id: format!("fault.{}", r.name),
-            kind: RuleKind::Fault,
-            scope: format!("{} on {}", r.kind, r.target),
-            endpoint: None,
-            budget: format!(
-                "applied at {:.0}s, reverted at {:.0}s",
-                r.planned_start.as_secs_f64(),
-                r.planned_end.as_secs_f64()
-            ),
-            observed,
-            status,
-            detail: expect.clone().unwrap_or_default(),
-            evidence: Vec::new(),
-        });
+        rules.push(
+            RuleResult::new(format!("fault.{}", r.name), RuleKind::Fault, status)
+                .scope(format!("{} on {}", r.kind, r.target))
+                .budget(format!(
+                    "applied at {:.0}s, reverted at {:.0}s",
+                    r.planned_start.as_secs_f64(),
+                    r.planned_end.as_secs_f64()
+                ))
+                .observed(observed)
+                .detail(expect.clone().unwrap_or_default()),
+        );
         reports.push(FaultReport {
             name: r.name.clone(),
             target: r.target.clone(),
@@ -297,17 +293,13 @@ pub fn invariant_results(
     use crate::rule::{RuleKind, RuleResult, Status};
     match outcome {
         InvariantOutcome::Inconclusive(why) => (
-            vec![RuleResult {
-                id: "invariants".into(),
-                kind: RuleKind::Invariant,
-                scope: "after the run".into(),
-                endpoint: None,
-                budget: "nothing lost".into(),
-                observed: "not read back".into(),
-                status: Status::Inconclusive,
-                detail: why.clone(),
-                evidence: Vec::new(),
-            }],
+            vec![
+                RuleResult::new("invariants", RuleKind::Invariant, Status::Inconclusive)
+                    .scope("after the run")
+                    .budget("nothing lost")
+                    .observed("not read back")
+                    .detail(why.clone()),
+            ],
             InvariantReport {
                 acknowledged: 0,
                 uncertain: 0,
@@ -338,21 +330,20 @@ pub fn invariant_results(
                         )
                     })
                     .collect();
-                rules.push(RuleResult {
-                    id: format!("invariants.{rule}"),
-                    kind: RuleKind::Invariant,
-                    scope: format!("{acknowledged} acknowledged, {uncertain} uncertain requests"),
-                    endpoint: None,
-                    budget: says.to_owned(),
-                    observed: format!("{} violations", hits.len()),
-                    status: if hits.is_empty() {
-                        Status::Pass
-                    } else {
-                        Status::Fail
-                    },
-                    detail: evidence.join("; "),
-                    evidence: Vec::new(),
-                });
+                let status = if hits.is_empty() {
+                    Status::Pass
+                } else {
+                    Status::Fail
+                };
+                rules.push(
+                    RuleResult::new(format!("invariants.{rule}"), RuleKind::Invariant, status)
+                        .scope(format!(
+                            "{acknowledged} acknowledged, {uncertain} uncertain requests"
+                        ))
+                        .budget(says)
+                        .observed(format!("{} violations", hits.len()))
+                        .detail(evidence.join("; ")),
+                );
             }
             let report = InvariantReport {
                 acknowledged: *acknowledged,

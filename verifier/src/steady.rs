@@ -181,21 +181,18 @@ impl Phases {
                     None if observed_us <= ceiling_us => (Status::Pass, String::new()),
                     None => (Status::Fail, format!("{n} requests")),
                 };
-                out.push(RuleResult {
-                    id: format!("{}.{label}", p.id),
-                    kind: RuleKind::Latency,
-                    scope: p.label.clone(),
-                    endpoint: Some("*".into()),
-                    budget: format!("{label} <= {}", crate::rule::fmt_us(ceiling_us)),
-                    observed: if short {
-                        "-".into()
-                    } else {
-                        crate::rule::fmt_us(observed_us)
-                    },
-                    status,
-                    detail,
-                    evidence: Vec::new(),
-                });
+                out.push(
+                    RuleResult::new(format!("{}.{label}", p.id), RuleKind::Latency, status)
+                        .scope(p.label.clone())
+                        .endpoint("*")
+                        .budget(format!("{label} <= {}", crate::rule::fmt_us(ceiling_us)))
+                        .observed(if short {
+                            "-".into()
+                        } else {
+                            crate::rule::fmt_us(observed_us)
+                        })
+                        .detail(detail),
+                );
             };
             latency("p50", 0.5, &p.tolerance.p50);
             latency("p99", 0.99, &p.tolerance.p99);
@@ -209,21 +206,18 @@ impl Phases {
                         format!("{} of {n} requests failed", p.stats.counts.errors()),
                     ),
                 };
-                out.push(RuleResult {
-                    id: format!("{}.error_rate", p.id),
-                    kind: RuleKind::ErrorRate,
-                    scope: p.label.clone(),
-                    endpoint: Some("*".into()),
-                    budget: format!("errors <= {:.2} %", max * 100.0),
-                    observed: if short {
-                        "-".into()
-                    } else {
-                        format!("{:.2} %", rate * 100.0)
-                    },
-                    status,
-                    detail,
-                    evidence: Vec::new(),
-                });
+                out.push(
+                    RuleResult::new(format!("{}.error_rate", p.id), RuleKind::ErrorRate, status)
+                        .scope(p.label.clone())
+                        .endpoint("*")
+                        .budget(format!("errors <= {:.2} %", max * 100.0))
+                        .observed(if short {
+                            "-".into()
+                        } else {
+                            format!("{:.2} %", rate * 100.0)
+                        })
+                        .detail(detail),
+                );
             }
         }
         out

@@ -11,11 +11,25 @@ fn scenarios() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
 }
 
-/// `verifier validate FILES`: exit code, stdout, stderr.
+/// `verifier validate FILES` with the variables the shipped scenarios bind set, as a run has
+/// them: exit code, stdout, stderr.
 fn validate(files: &[std::path::PathBuf]) -> (Option<i32>, String, String) {
+    validate_env(
+        files,
+        &[("ORDERS_JWT_SECRET", "s"), ("VERIFIER_TOKEN", "t")],
+    )
+}
+
+fn validate_env(
+    files: &[std::path::PathBuf],
+    vars: &[(&str, &str)],
+) -> (Option<i32>, String, String) {
     let out = Command::new(BIN)
         .arg("validate")
         .args(files)
+        .env_remove("ORDERS_JWT_SECRET")
+        .env_remove("VERIFIER_TOKEN")
+        .envs(vars.iter().copied())
         .output()
         .unwrap();
     (
@@ -33,6 +47,34 @@ fn validate_accepts_the_shipped_scenarios() {
     ]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("smoke.yaml: ok (open model"), "{stdout}");
+}
+
+/// What `run` refuses before load starts, `validate` refuses with the same message and exit 2:
+/// here a variable the service's environment binds.
+#[test]
+fn validate_refuses_what_run_would_refuse() {
+    let (code, _, stderr) = validate_env(&[scenarios().join("smoke.yaml")], &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("smoke.yaml:")
+            && stderr.contains("field `environment.testcontainers.service.env.ORDERS_JWT_SECRET`")
+            && stderr.contains("ORDERS_JWT_SECRET, which is not set"),
+        "{stderr}"
+    );
+    let out = Command::new(BIN)
+        .args(["run", "--report-dir"])
+        .arg(tempfile::tempdir().unwrap().path())
+        .arg(scenarios().join("smoke.yaml"))
+        .env_remove("ORDERS_JWT_SECRET")
+        .output()
+        .unwrap();
+    let run_err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{run_err}");
+    let line = stderr.lines().next().unwrap_or_default();
+    assert!(
+        run_err.contains(line),
+        "run said {run_err}, validate said {line}"
+    );
 }
 
 #[test]

@@ -54,3 +54,19 @@ fn shipped_scenarios_are_valid() {
         );
     }
 }
+
+#[test]
+fn the_readme_lists_every_bound() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let table = readme
+        .split("<!-- bounds:begin -->\n")
+        .nth(1)
+        .and_then(|r| r.split("<!-- bounds:end -->").next())
+        .unwrap_or_default();
+    assert_eq!(
+        table,
+        verifier::plan::bounds::markdown(),
+        "verifier/README.md's bounds table is stale: paste `cargo run -p verifier -- schema bounds`"
+    );
+}

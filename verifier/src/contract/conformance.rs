@@ -228,44 +228,42 @@ impl Conformance {
                 .iter()
                 .map(|(s, n)| format!("{s}×{n}"))
                 .collect();
-            out.push(RuleResult {
-                id: format!("contract.{op}"),
-                kind: RuleKind::Contract,
-                scope: "whole run".into(),
-                endpoint: Some(op.clone()),
-                budget: "status, content type and body as the contract declares".into(),
-                observed: format!(
-                    "{} of {} responses violate it",
-                    tally.failed, tally.validated
-                ),
-                status: if tally.failed == 0 {
-                    Status::Pass
-                } else {
-                    Status::Fail
-                },
-                detail: format!("statuses {}; {sampling}", statuses.join(", ")),
-                evidence: tally.examples.clone(),
-            });
-        }
-        let unknown = t.get(&None).cloned().unwrap_or_default();
-        out.push(RuleResult {
-            id: "contract.undeclared".into(),
-            kind: RuleKind::Contract,
-            scope: "whole run".into(),
-            endpoint: None,
-            budget: "every request is an operation of the contract".into(),
-            observed: format!("{} requests to undeclared operations", unknown.validated),
-            status: if unknown.validated == 0 {
+            let status = if tally.failed == 0 {
                 Status::Pass
             } else {
                 Status::Fail
-            },
-            detail: format!(
-                "contract {}; {sampling}",
-                self.judge.contract().file.display()
-            ),
-            evidence: unknown.examples,
-        });
+            };
+            out.push(
+                RuleResult::new(format!("contract.{op}"), RuleKind::Contract, status)
+                    .endpoint(op.clone())
+                    .budget("status, content type and body as the contract declares")
+                    .observed(format!(
+                        "{} of {} responses violate it",
+                        tally.failed, tally.validated
+                    ))
+                    .detail(format!("statuses {}; {sampling}", statuses.join(", ")))
+                    .evidence(tally.examples.clone()),
+            );
+        }
+        let unknown = t.get(&None).cloned().unwrap_or_default();
+        let status = if unknown.validated == 0 {
+            Status::Pass
+        } else {
+            Status::Fail
+        };
+        out.push(
+            RuleResult::new("contract.undeclared", RuleKind::Contract, status)
+                .budget("every request is an operation of the contract")
+                .observed(format!(
+                    "{} requests to undeclared operations",
+                    unknown.validated
+                ))
+                .detail(format!(
+                    "contract {}; {sampling}",
+                    self.judge.contract().file.display()
+                ))
+                .evidence(unknown.examples),
+        );
         out
     }
 }

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::scenario::Dur;
+use crate::scenario::locate::Seg;
+use crate::scenario::{Dur, FieldError};
 
 /// Where the target and its dependencies come from.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -179,28 +180,28 @@ pub fn expand(value: &str, vars: &BTreeMap<String, String>) -> Result<String, St
 
 /// Checks every env value's placeholders when the scenario is read. `${env.NAME}` is checked
 /// only for its form here; whether the variable is set is the plan's check ([`check_env_vars`]).
-pub fn validate_service_env(spec: &ContainersSpec) -> Result<(), (String, String)> {
+pub fn validate_service_env(spec: &ContainersSpec) -> Result<(), FieldError> {
     let vars: BTreeMap<String, String> = placeholders(&spec.dependencies)
         .into_iter()
         .map(|k| (k, String::new()))
         .collect();
     if spec.service.command.is_empty() {
-        return Err((
-            "service.command".into(),
-            "the service needs a command to start".into(),
+        return Err(FieldError::at(
+            "service.command",
+            "the service needs a command to start",
         ));
     }
     for (k, v) in &spec.service.env {
-        for name in placeholder_names(v).map_err(|m| (format!("service.env.{k}"), m))? {
+        // The variable's name is one key, whatever it holds.
+        let blame =
+            |m: String| FieldError::new(vec![Seg::Key(k.clone())], m).under(&["service", "env"]);
+        for name in placeholder_names(v).map_err(blame)? {
             if !name.starts_with("env.") && !vars.contains_key(name) {
                 let known: Vec<_> = vars.keys().map(String::as_str).collect();
-                return Err((
-                    format!("service.env.{k}"),
-                    format!(
-                        "`${{{name}}}` is not known here; known: {}, env.NAME",
-                        known.join(", ")
-                    ),
-                ));
+                return Err(blame(format!(
+                    "`${{{name}}}` is not known here; known: {}, env.NAME",
+                    known.join(", ")
+                )));
             }
         }
     }
@@ -300,7 +301,8 @@ mod tests {
             "dependencies: [postgres]\nservice:\n  command: [svc]\n  env:\n    R: ${redis.addr}\n",
         )
         .unwrap();
-        let (field, msg) = validate_service_env(&spec).unwrap_err();
+        let e = validate_service_env(&spec).unwrap_err();
+        let (field, msg) = (crate::scenario::locate::display_path(&e.path), e.message);
         assert_eq!(field, "service.env.R");
         assert!(msg.contains("redis.addr"), "{msg}");
     }

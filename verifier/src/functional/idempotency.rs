@@ -256,17 +256,14 @@ impl Prepared {
     }
 
     fn rule(&self, case: &str, budget: &str) -> RuleResult {
-        RuleResult {
-            id: format!("idempotency.{}.{case}", self.spec.operation),
-            kind: RuleKind::Functional,
-            scope: "functional pass, before load".into(),
-            endpoint: Some(self.spec.operation.clone()),
-            budget: budget.to_owned(),
-            observed: String::new(),
-            status: Status::Pass,
-            detail: String::new(),
-            evidence: Vec::new(),
-        }
+        RuleResult::new(
+            format!("idempotency.{}.{case}", self.spec.operation),
+            RuleKind::Functional,
+            Status::Pass,
+        )
+        .scope("functional pass, before load")
+        .endpoint(self.spec.operation.clone())
+        .budget(budget)
     }
 
     /// True when `a` is one of the contract's success statuses.

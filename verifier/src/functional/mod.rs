@@ -20,7 +20,7 @@ use serde::Deserialize;
 use crate::effects::KeySource;
 use crate::rule::RuleResult;
 use crate::scenario::locate::Seg;
-use crate::scenario::{Body, Defaults, Dur, Template};
+use crate::scenario::{Body, Defaults, Dur, FieldError, Template};
 
 /// The scenario's `functional:` section.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -331,20 +331,16 @@ pub async fn run(
             } else {
                 crate::rule::Status::Fail
             };
-            vec![RuleResult {
-                id: "functional".into(),
-                kind: crate::rule::RuleKind::Functional,
-                scope: "before load".into(),
-                endpoint: None,
-                budget: format!("the functional pass ends within {deadline:?}"),
-                observed: "cut off".into(),
-                status,
-                detail: format!(
-                    "the functional pass outlived `functional.timeout`{}",
-                    left.iter().map(|l| format!("; {l}")).collect::<String>()
-                ),
-                evidence: Vec::new(),
-            }]
+            vec![
+                RuleResult::new("functional", crate::rule::RuleKind::Functional, status)
+                    .scope("before load")
+                    .budget(format!("the functional pass ends within {deadline:?}"))
+                    .observed("cut off")
+                    .detail(format!(
+                        "the functional pass outlived `functional.timeout`{}",
+                        left.iter().map(|l| format!("; {l}")).collect::<String>()
+                    )),
+            ]
         }
     };
     let took = started.elapsed();
@@ -371,21 +367,20 @@ fn inconclusive(
 }
 
 /// Checks that need the contract and the environment section, when the scenario is read. Each
-/// failure carries the path of the field to blame.
-pub fn validate(s: &Section<'_>) -> Result<(), (Vec<Seg>, String)> {
+/// failure carries the path of the field to blame, relative to the section.
+pub fn validate(s: &Section<'_>) -> Result<(), FieldError> {
     let spec = s.spec;
     let k = |s: &str| Seg::Key(s.to_owned());
     if spec.idempotency.is_empty() && spec.retry_discipline.is_none() {
-        return Err((
-            vec![k("functional")],
-            "names no check: give `idempotency` or `retry_discipline`".into(),
+        return Err(FieldError::new(
+            Vec::new(),
+            "names no check: give `idempotency` or `retry_discipline`",
         ));
     }
     let Some(contract) = s.contract else {
-        return Err((
-            vec![k("functional")],
-            "functional checks look operations up in the contract: add `contract: { openapi: ... }`"
-                .into(),
+        return Err(FieldError::new(
+            Vec::new(),
+            "functional checks look operations up in the contract: add `contract: { openapi: ... }`",
         ));
     };
     let deps: Vec<&str> = match s.environment {
@@ -395,10 +390,10 @@ pub fn validate(s: &Section<'_>) -> Result<(), (Vec<Seg>, String)> {
         _ => Vec::new(),
     };
     for (i, op) in spec.idempotency.iter().enumerate() {
-        let at = |f: &str| vec![k("functional"), k("idempotency"), Seg::Index(i), k(f)];
+        let at = |f: &str| vec![k("idempotency"), Seg::Index(i), k(f)];
         let Some(found) = contract.by_id(&op.operation) else {
             let known: Vec<&str> = contract.operations.iter().map(|o| o.id.as_str()).collect();
-            return Err((
+            return Err(FieldError::new(
                 at("operation"),
                 format!(
                     "the contract {} has no operation `{}` (known: {})",
@@ -409,7 +404,7 @@ pub fn validate(s: &Section<'_>) -> Result<(), (Vec<Seg>, String)> {
             ));
         };
         if op.path.is_none() && found.path.contains('{') {
-            return Err((
+            return Err(FieldError::new(
                 at("path"),
                 format!(
                     "operation `{}` has path parameters ({}); give the concrete `path`",
@@ -420,28 +415,31 @@ pub fn validate(s: &Section<'_>) -> Result<(), (Vec<Seg>, String)> {
         if let Some(p) = &op.path
             && !p.starts_with_slash()
         {
-            return Err((at("path"), "path must start with `/`".into()));
+            return Err(FieldError::new(at("path"), "path must start with `/`"));
         }
         if !(2..=64).contains(&op.concurrency) {
-            return Err((at("concurrency"), "must be between 2 and 64".into()));
+            return Err(FieldError::new(
+                at("concurrency"),
+                "must be between 2 and 64",
+            ));
         }
         if op.expect.success.is_empty() || op.expect.success.iter().any(|s| !(200..300).contains(s))
         {
-            return Err((
+            return Err(FieldError::new(
                 at("expect"),
-                "`success` must list 2xx statuses, e.g. [201]".into(),
+                "`success` must list 2xx statuses, e.g. [201]",
             ));
         }
         if op.effect.database.is_none() && op.effect.http.is_none() {
-            return Err((
+            return Err(FieldError::new(
                 at("effect"),
-                "needs a way to count effects: `database` or `http`".into(),
+                "needs a way to count effects: `database` or `http`",
             ));
         }
         if let Some(dep) = &op.dependency_fault
             && !deps.contains(&dep.as_str())
         {
-            return Err((
+            return Err(FieldError::new(
                 at("dependency_fault"),
                 format!(
                     "`{dep}` is not a dependency this scenario starts behind Toxiproxy (it starts: {})",
@@ -455,13 +453,13 @@ pub fn validate(s: &Section<'_>) -> Result<(), (Vec<Seg>, String)> {
         }
         if let Body::Json(v) = &op.body {
             crate::scenario::template::check_json_body(v, &Default::default())
-                .map_err(|m| (at("body"), m))?;
+                .map_err(|m| FieldError::new(at("body"), m))?;
         }
     }
     if let Some(rd) = &spec.retry_discipline {
-        let at = |f: &str| vec![k("functional"), k("retry_discipline"), k(f)];
+        let at = |f: &str| vec![k("retry_discipline"), k(f)];
         if !spec.idempotency.iter().any(|o| o.operation == rd.operation) {
-            return Err((
+            return Err(FieldError::new(
                 at("operation"),
                 format!(
                     "`{}` is not among `functional.idempotency`; the retry check sends its request",
@@ -469,7 +467,7 @@ pub fn validate(s: &Section<'_>) -> Result<(), (Vec<Seg>, String)> {
                 ),
             ));
         }
-        rd.validate().map_err(|(f, m)| (at(&f), m))?;
+        rd.validate().map_err(|e| e.under(&["retry_discipline"]))?;
     }
     Ok(())
 }

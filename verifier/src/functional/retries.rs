@@ -16,7 +16,8 @@ use super::probe::read_calls;
 use crate::env::spec::expand;
 use crate::fault::toxiproxy::{Stream, Toxic, ToxicKind};
 use crate::rule::{RuleKind, RuleResult, Status};
-use crate::scenario::Dur;
+use crate::scenario::locate::Seg;
+use crate::scenario::{Dur, FieldError};
 
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -103,22 +104,22 @@ pub struct LatencyToxic {
 }
 
 impl RetryDiscipline {
-    /// Checks the section's own shape; (field, message) on failure.
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    /// Checks of the section that need only the scenario; paths are relative to the section.
+    pub fn validate(&self) -> Result<(), FieldError> {
         if self.max_attempts == 0 {
-            return Err(("max_attempts".into(), "must be at least 1".into()));
+            return Err(FieldError::at("max_attempts", "must be at least 1"));
         }
         if !(1..=20).contains(&self.requests) {
-            return Err(("requests".into(), "must be between 1 and 20".into()));
+            return Err(FieldError::at("requests", "must be between 1 and 20"));
         }
         if self.faults.is_empty() {
-            return Err(("faults".into(), "names no fault".into()));
+            return Err(FieldError::at("faults", "names no fault"));
         }
         for (i, f) in self.faults.iter().enumerate() {
             if f.switch.is_some() == f.toxic.is_some() {
-                return Err((
-                    format!("faults[{i}]"),
-                    "give exactly one of `switch` and `toxic`".into(),
+                return Err(FieldError::new(
+                    vec![Seg::Key("faults".into()), Seg::Index(i)],
+                    "give exactly one of `switch` and `toxic`",
                 ));
             }
         }
@@ -241,24 +242,21 @@ impl Prepared {
         op: &idempotency::Prepared,
         ctx: &Context<'_>,
     ) -> RuleResult {
-        let mut r = RuleResult {
-            id: format!("retries.{}", fault.name),
-            kind: RuleKind::Functional,
-            scope: "functional pass, before load".into(),
-            endpoint: Some(op.spec.operation.clone()),
-            budget: format!(
-                "at most {} downstream attempt(s) per request{}",
-                self.spec.max_attempts,
-                self.spec
-                    .min_backoff
-                    .map(|d| format!(", at least {} ms apart", d.0.as_millis()))
-                    .unwrap_or_default()
-            ),
-            observed: String::new(),
-            status: Status::Pass,
-            detail: String::new(),
-            evidence: Vec::new(),
-        };
+        let mut r = RuleResult::new(
+            format!("retries.{}", fault.name),
+            RuleKind::Functional,
+            Status::Pass,
+        )
+        .scope("functional pass, before load")
+        .endpoint(op.spec.operation.clone())
+        .budget(format!(
+            "at most {} downstream attempt(s) per request{}",
+            self.spec.max_attempts,
+            self.spec
+                .min_backoff
+                .map(|d| format!(", at least {} ms apart", d.0.as_millis()))
+                .unwrap_or_default()
+        ));
         // Engage the fault.
         let engaged: Result<Engaged, String> = match (switch, &fault.toxic) {
             (Some(url), _) => match self.read_switch(url).await {

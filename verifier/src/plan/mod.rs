@@ -8,9 +8,10 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::scenario::locate::{self, Seg};
+use crate::scenario::locate::Seg;
 use crate::scenario::{
-    Budgets, Defaults, Journey, Load, ScenarioError, deserialize_located, read_file, validate_core,
+    Budgets, Defaults, FieldError, Journey, Load, ScenarioError, deserialize_located, read_file,
+    validate_core,
 };
 
 pub mod bounds;
@@ -150,6 +151,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Scenario, ScenarioError> {
         &scenario.load,
         &scenario.budgets,
     )
+    .map_err(FieldError::from)
     .and_then(|endpoints| validate_drill(&scenario, &endpoints))
     .and_then(|()| {
         scenario.openapi = scenario
@@ -157,43 +159,33 @@ pub fn parse(file: &Path, text: &str) -> Result<Scenario, ScenarioError> {
             .as_ref()
             .map(|spec| crate::contract::Contract::load(file, spec))
             .transpose()
-            .map_err(|e| (vec![k("contract"), k("openapi")], e.message))?
+            .map_err(|e| FieldError::at("contract.openapi", e.message))?
             .map(std::sync::Arc::new);
         Ok(())
     })
     .and_then(|()| match scenario.functional() {
-        Some(sec) => crate::functional::validate(&sec),
+        Some(sec) => crate::functional::validate(&sec).map_err(|e| e.under(&["functional"])),
         None => Ok(()),
     })
     .and_then(|()| validate_contract(&scenario))
-    .map_err(|(path, message)| {
-        let (line, column) = locate::locate(text, &path).unzip();
-        ScenarioError {
-            file: file.to_owned(),
-            line,
-            column,
-            field: locate::display_path(&path),
-            message,
-        }
-    })?;
+    .map_err(|e| e.locate(file, text))?;
     Ok(scenario)
 }
 
 /// The contract parses, every step calls one of its operations, and the security section
 /// names operations it has.
-fn validate_contract(s: &Scenario) -> Result<(), (Vec<Seg>, String)> {
+fn validate_contract(s: &Scenario) -> Result<(), FieldError> {
     let (Some(spec), Some(c)) = (&s.contract, &s.openapi) else {
         if s.security.is_some() {
-            return Err((
-                vec![k("security")],
-                "the security pass probes the operations of a contract: add `contract: {openapi: ...}`"
-                    .into(),
+            return Err(FieldError::at(
+                "security",
+                "the security pass probes the operations of a contract: add `contract: {openapi: ...}`",
             ));
         }
         return Ok(());
     };
     c.check_steps(&s.journeys).map_err(|(ji, si, m)| {
-        (
+        FieldError::new(
             vec![
                 k("journeys"),
                 Seg::Index(ji),
@@ -204,44 +196,36 @@ fn validate_contract(s: &Scenario) -> Result<(), (Vec<Seg>, String)> {
             m,
         )
     })?;
-    let sp = &spec.conformance;
-    if sp.every == 0 {
-        return Err((
-            vec![k("contract"), k("conformance"), k("every")],
-            "must be at least 1 (1 validates every response)".into(),
+    if spec.conformance.every == 0 {
+        return Err(FieldError::at(
+            "contract.conformance.every",
+            "must be at least 1 (1 validates every response)",
         ));
     }
     if let Some(sec) = &s.security {
-        crate::security::validate(sec, c).map_err(|(mut p, m)| {
-            p.insert(0, k("security"));
-            (p, m)
-        })?;
+        crate::security::validate(sec, c).map_err(|e| e.under(&["security"]))?;
     }
     Ok(())
 }
 
 /// The chaos parts: faults the environment can honour, a steady state that names real faults,
 /// invariants on a real step, a service environment whose placeholders exist.
-fn validate_drill(s: &Scenario, endpoints: &BTreeSet<String>) -> Result<(), (Vec<Seg>, String)> {
+fn validate_drill(s: &Scenario, endpoints: &BTreeSet<String>) -> Result<(), FieldError> {
     use crate::env::EnvironmentSpec;
     if let EnvironmentSpec::Testcontainers(c) = &s.environment {
-        crate::env::spec::validate_service_env(c).map_err(|(field, m)| {
-            let mut p = vec![k("environment"), k("testcontainers")];
-            p.extend(field.split('.').map(k));
-            (p, m)
-        })?;
+        crate::env::spec::validate_service_env(c)
+            .map_err(|e| e.under(&["environment", "testcontainers"]))?;
     }
     let caps = crate::env::Environment::capabilities(&s.environment);
     if !s.faults.is_empty() && caps.dependencies.is_empty() {
-        return Err((
-            vec![k("faults")],
+        return Err(FieldError::at(
+            "faults",
             "faults need an environment that can inject them: `environment: {external: ...}` or \
-             `{testcontainers: ...}`"
-                .into(),
+             `{testcontainers: ...}`",
         ));
     }
     crate::fault::plan::validate(&s.faults, &caps, s.planned_duration()).map_err(|e| {
-        (
+        FieldError::new(
             vec![k("faults"), Seg::Index(e.index), k(e.field)],
             e.message,
         )
@@ -249,7 +233,7 @@ fn validate_drill(s: &Scenario, endpoints: &BTreeSet<String>) -> Result<(), (Vec
     if let Some(ss) = &s.steady_state {
         for name in ss.during.keys() {
             if !s.faults.iter().any(|f| &f.name == name) {
-                return Err((
+                return Err(FieldError::new(
                     vec![k("steady_state"), k("during"), k(name)],
                     format!(
                         "no fault is named `{name}` (known: {})",
@@ -264,23 +248,15 @@ fn validate_drill(s: &Scenario, endpoints: &BTreeSet<String>) -> Result<(), (Vec
         }
     }
     if let Some(t) = &s.triggers {
-        crate::trigger::gate::validate_spec(t, &s.faults).map_err(|(field, m)| {
-            let mut p = vec![k("triggers")];
-            p.extend(field.iter().map(|f| k(f)));
-            (p, m)
-        })?;
+        crate::trigger::gate::validate_spec(t, &s.faults).map_err(|e| e.under(&["triggers"]))?;
     }
     if let Some(o) = &s.observability {
-        crate::observe::validate_spec(o, endpoints).map_err(|(field, m)| {
-            let mut p = vec![k("observability")];
-            p.extend(field.iter().map(|f| k(f)));
-            (p, m)
-        })?;
+        crate::observe::validate_spec(o, endpoints).map_err(|e| e.under(&["observability"]))?;
     }
     if let Some(inv) = &s.invariants {
         if !endpoints.contains(&inv.step) {
-            return Err((
-                vec![k("invariants"), k("step")],
+            return Err(FieldError::at(
+                "invariants.step",
                 format!(
                     "no step is named `{}` (known: {})",
                     inv.step,
@@ -295,11 +271,10 @@ fn validate_drill(s: &Scenario, endpoints: &BTreeSet<String>) -> Result<(), (Vec
                     .as_ref()
                     .is_some_and(|e| e.url.contains("${nats.")))
         {
-            return Err((
-                vec![k("invariants"), k("database"), k("url")],
+            return Err(FieldError::at(
+                "invariants.database.url",
                 "`${postgres.*}` and `${nats.*}` exist only with `environment: {testcontainers: ...}`; \
-                 give a URL"
-                    .into(),
+                 give a URL",
             ));
         }
     }

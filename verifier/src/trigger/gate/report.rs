@@ -1,0 +1,124 @@
+//! The triggers' section of the report: each track over the run, the drill's detections, the
+//! triggers no fault fired, and its summary.md lines.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::rule::Status;
+
+/// The triggers' part of the report.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct TriggerReport {
+    pub file: String,
+    /// The Prometheus asked, if any.
+    pub prometheus: Option<String>,
+    pub every_s: f64,
+    pub triggers: Vec<TriggerTrack>,
+    /// Per fault and trigger of the drill's expectations: when it fired.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub detections: Vec<Detection>,
+    /// Triggers no fault of the drill fired (in any source).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub untested: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct TriggerTrack {
+    pub name: String,
+    /// `own` (the verifier's measurements) or `prometheus`.
+    pub source: String,
+    /// Windows as written and as evaluated.
+    pub windows: String,
+    /// The analysis over the whole run (failure and inconclusive limits applied).
+    pub result: Status,
+    /// First evaluation at which the alert fired (its condition held for `for`), seconds from
+    /// the start of load.
+    pub fired_at_s: Option<f64>,
+    /// Spans (start, end) in which it was firing.
+    pub firing_s: Vec<(f64, f64)>,
+    pub evaluations: u32,
+    pub inconclusive: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Detection {
+    pub fault: String,
+    pub trigger: String,
+    pub source: String,
+    /// `fire` or `quiet`.
+    pub expected: String,
+    /// Seconds from the fault taking effect to the trigger firing; absent if it did not.
+    pub detected_after_s: Option<f64>,
+    pub within_s: Option<f64>,
+    pub status: Status,
+}
+
+/// A table cell: `12.3 s`, or `-` when the trigger did not fire.
+fn seconds_or_dash(s: Option<f64>) -> String {
+    s.map_or_else(|| "-".into(), |s| format!("{s:.1} s"))
+}
+
+/// The summary.md section.
+pub fn markdown(o: &mut String, r: &TriggerReport) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        o,
+        "\n**Rollback triggers** from `{}`, evaluated every {} s{}.\n",
+        r.file,
+        r.every_s,
+        r.prometheus
+            .as_deref()
+            .map(|p| format!(" over own measurements and Prometheus at {p}"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(o, "| trigger | source | result | first fired | firing |");
+    let _ = writeln!(o, "|---|---|---|---:|---|");
+    for t in &r.triggers {
+        let _ = writeln!(
+            o,
+            "| `{}` | {} | {} | {} | {} |",
+            t.name,
+            t.source,
+            t.result.as_str(),
+            seconds_or_dash(t.fired_at_s),
+            t.firing_s
+                .iter()
+                .map(|(a, b)| format!("{a:.1}–{b:.1} s"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if !r.detections.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n| fault | trigger | source | expected | detected after | result |"
+        );
+        let _ = writeln!(o, "|---|---|---|---|---:|---|");
+        for d in &r.detections {
+            let _ = writeln!(
+                o,
+                "| `{}` | `{}` | {} | {}{} | {} | {} |",
+                d.fault,
+                d.trigger,
+                d.source,
+                d.expected,
+                d.within_s
+                    .map(|w| format!(" within {w} s"))
+                    .unwrap_or_default(),
+                seconds_or_dash(d.detected_after_s),
+                d.status.as_str()
+            );
+        }
+    }
+    if !r.untested.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nUntested (no fault fired them): {}",
+            r.untested
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+}
