@@ -767,7 +767,7 @@ async fn bad_functional_sections_are_refused_with_the_field_to_blame() {
             text.replace("      dependency_fault: postgres", "")
                 .replace("max_attempts: 3", "max_attempts: 0"),
             "functional.retry_discipline.max_attempts",
-            "at least 1",
+            "must be 1 to 100",
         ),
     ];
     for (yaml, field, says) in cases {

@@ -353,9 +353,13 @@ load: { open: { phases: [{ steady: { rate: 10, duration: 30s } }] } }
     assert!(matches!(err, RunError::Unreachable(_)));
     assert_eq!(err.exit_code(), 3);
     assert!(err.to_string().contains("is unreachable"), "{err}");
+    // The directory was claimed before anything started; it holds no report and no lock.
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("report"))
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
     assert!(
-        !dir.path().join("report").exists(),
-        "no report for a run that never started"
+        left.is_empty(),
+        "no report for a run that never started: {left:?}"
     );
 }
 

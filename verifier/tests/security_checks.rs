@@ -176,8 +176,9 @@ async fn an_unset_secret_is_exit_2_before_anything_is_sent() {
     };
     assert_eq!(e.exit_code(), 2, "{e}");
     assert!(
-        e.to_string()
-            .contains("security.jwt.secret: environment variable `STANDIN_SECRET` is not set"),
+        e.to_string().contains(
+            "field `security.jwt.secret`: environment variable `STANDIN_SECRET` is not set"
+        ),
         "{e}"
     );
 }
