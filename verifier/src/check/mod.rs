@@ -252,24 +252,26 @@ pub fn whole_run(
 }
 
 /// The confidence at which a rule with fewer than `min_samples` samples is decided anyway: a
-/// one-sided 99 % Wilson score bound (z = 2.326) on the share of bad samples.
+/// one-sided 99 % Wilson score bound with continuity correction (z = 2.326) on the share of
+/// bad samples.
 pub const CONFIDENCE: f64 = 0.99;
 const Z: f64 = 2.326_347_874;
 
-/// The lower end of the one-sided Wilson score interval for `k` successes in `n` trials: the
-/// true share is at least this at [`CONFIDENCE`]. Wilson's interval stays sound at small `n` and
-/// at shares near 0 or 1, where the normal approximation fails (Wilson 1927; Brown, Cai and
-/// DasGupta 2001).
+/// The lower end of the one-sided Wilson score interval with continuity correction for `k`
+/// bad samples in `n`: the true share is at least this at [`CONFIDENCE`]. The continuity
+/// correction keeps it conservative at small `k`, where the plain Wilson bound claims too much
+/// (1 error in 10 would read as "at least 1.4 %"; corrected 0.4 %, the exact Clopper-Pearson
+/// bound 0.1 %) (Newcombe 1998, method 4).
 pub fn wilson_lower(k: u64, n: u64) -> f64 {
-    if n == 0 {
+    if n == 0 || k == 0 {
         return 0.0;
     }
     let (k, n) = (k.min(n) as f64, n as f64);
     let p = k / n;
     let z2 = Z * Z;
-    let centre = p + z2 / (2.0 * n);
-    let spread = Z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
-    ((centre - spread) / (1.0 + z2 / n)).max(0.0)
+    let inner = z2 - 2.0 - 1.0 / n + 4.0 * p * (n * (1.0 - p) + 1.0);
+    let lower = (2.0 * n * p + z2 - 1.0 - Z * inner.max(0.0).sqrt()) / (2.0 * (n + z2));
+    lower.clamp(0.0, 1.0)
 }
 
 /// When every request failed, the sentence that says so and names the dominant error class;
@@ -561,6 +563,69 @@ impl WindowWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::{Outcome, Recorder};
+
+    /// `n` requests to endpoint `a`, each `latency` long and ending as `outcome`.
+    fn measured(n: u32, latency: Duration, outcome: Outcome) -> Measurements {
+        let origin = std::time::Instant::now();
+        let mut r = Recorder::new(origin, vec!["a".into()], None);
+        for i in 0..n {
+            let end = origin + latency + Duration::from_millis(u64::from(i));
+            let _ = r.record(0, end, latency, outcome);
+        }
+        r.finish(origin + Duration::from_secs(10)).0
+    }
+
+    fn budgets(yaml: &str) -> Budgets {
+        serde_norway::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn wilson_bounds_are_sound_at_the_edges() {
+        assert_eq!(wilson_lower(0, 0), 0.0);
+        assert_eq!(wilson_lower(0, 50), 0.0);
+        // 50 of 50 failed: at 99 % the failure share is above 85 %.
+        assert!(wilson_lower(50, 50) > 0.85, "{}", wilson_lower(50, 50));
+        // 1 of 10: nothing is certain at a 1 % budget... but 10 % is not excluded either.
+        assert!(wilson_lower(1, 10) < 0.01);
+        assert!(wilson_lower(500, 1000) > 0.46 && wilson_lower(500, 1000) < 0.5);
+    }
+
+    #[test]
+    fn a_certain_breach_fails_below_min_samples_and_an_open_one_stays_inconclusive() {
+        let b = budgets("min_samples: 100\nerror_rate: 0.01\nendpoints: {a: {p99: 100ms}}\n");
+        let e = EngineReport::default();
+        // 50 of 50 timed out at 3 s: both breaches are certain whatever the rest would show.
+        let m = measured(50, Duration::from_secs(3), Outcome::Timeout);
+        let rules = whole_run(&b, &m, &e, 2, false);
+        let status = |id: &str| rules.iter().find(|r| r.id == id).unwrap().status;
+        assert_eq!(status("error_rate"), Status::Fail);
+        assert_eq!(status("latency.a.p99"), Status::Fail);
+        // 50 healthy answers: below min_samples nothing is certain either way.
+        let m = measured(50, Duration::from_millis(5), Outcome::Ok);
+        let rules = whole_run(&b, &m, &e, 2, false);
+        let status = |id: &str| rules.iter().find(|r| r.id == id).unwrap().status;
+        assert_eq!(status("error_rate"), Status::Inconclusive);
+        assert_eq!(status("latency.a.p99"), Status::Inconclusive);
+        // One slow answer of 50 leaves p99 open.
+        let mut m = measured(49, Duration::from_millis(5), Outcome::Ok);
+        let slow = measured(1, Duration::from_secs(1), Outcome::Ok);
+        m.per_endpoint[0].merge(&slow.per_endpoint[0]);
+        let rules = whole_run(&b, &m, &e, 2, false);
+        let r = rules.iter().find(|r| r.id == "latency.a.p99").unwrap();
+        assert_eq!(r.status, Status::Inconclusive, "{}", r.detail);
+    }
+
+    #[test]
+    fn every_request_failing_is_named_with_its_class() {
+        let m = measured(20, Duration::from_secs(3), Outcome::Timeout);
+        let s = all_failed(&m).unwrap();
+        assert!(
+            s.starts_with("every request failed (20 of 20; 20 of them timeouts"),
+            "{s}"
+        );
+        assert!(all_failed(&measured(20, Duration::from_millis(1), Outcome::Ok)).is_none());
+    }
 
     #[test]
     fn formats_latency_for_people() {
