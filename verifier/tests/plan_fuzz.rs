@@ -91,7 +91,7 @@ fn mutated_scenarios_never_panic_the_plan() {
                 (p, t)
             })
             .collect();
-    let mut rng = StdRng::seed_from_u64(0x5eed_0f_91a4);
+    let mut rng = StdRng::seed_from_u64(0x005e_ed0f_91a4);
     let started = Instant::now();
     let (mut cases, mut refused, mut slowest) = (0u32, 0u32, Duration::ZERO);
     // Bounded in count and in time, whichever ends first.
