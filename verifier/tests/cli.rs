@@ -1,4 +1,4 @@
-//! The binary as CI runs it: exit codes, messages, and Ctrl-C.
+//! The binary as CI runs it: exit codes, messages, and stop signals (Ctrl-C, SIGTERM).
 
 mod support;
 
@@ -228,6 +228,16 @@ fn smoke_load_only(dir: &std::path::Path) -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_load_and_leaves_a_partial_report() {
+    stop_signal_leaves_a_partial_report("-INT").await;
+}
+
+/// SIGTERM is what CI runners and Kubernetes send: the same partial report as Ctrl-C.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_load_and_leaves_a_partial_report() {
+    stop_signal_leaves_a_partial_report("-TERM").await;
+}
+
+async fn stop_signal_leaves_a_partial_report(signal: &str) {
     let _serial = support::SERIAL.lock().await;
     let srv = support::start(Duration::from_millis(1)).await;
     let dir = tempfile::tempdir().unwrap();
@@ -247,13 +257,13 @@ async fn ctrl_c_stops_load_and_leaves_a_partial_report() {
     let pid = child.id().unwrap();
     let t0 = Instant::now();
     let kill = Command::new("kill")
-        .args(["-INT", &pid.to_string()])
+        .args([signal, &pid.to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
     let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
         .await
-        .expect("exits after Ctrl-C")
+        .expect("exits after the stop signal")
         .unwrap();
     assert!(
         t0.elapsed() < Duration::from_secs(5),
@@ -268,4 +278,8 @@ async fn ctrl_c_stops_load_and_leaves_a_partial_report() {
             .unwrap();
     assert_eq!(json["partial"], true);
     assert!(json["overall"]["requests"].as_u64().unwrap() > 0);
+    assert!(
+        !dir.path().join(".verifier.lock").exists(),
+        "the run released its report directory"
+    );
 }
