@@ -63,8 +63,6 @@ pub enum RunError {
     Triggers(#[from] crate::trigger::gate::PrepareError),
     #[error("the environment could not be brought up: {0}")]
     Environment(#[source] crate::env::EnvError),
-    #[error("interrupted while the environment was coming up; what had started is removed")]
-    InterruptedBringingUp,
 }
 
 impl RunError {
@@ -81,8 +79,7 @@ impl RunError {
             | RunError::Engine(_)
             | RunError::Report { .. }
             | RunError::Triggers(PrepareError::Environment(_))
-            | RunError::Environment(_)
-            | RunError::InterruptedBringingUp => exit_codes::ENVIRONMENT,
+            | RunError::Environment(_) => exit_codes::ENVIRONMENT,
         }
     }
 }
@@ -116,7 +113,15 @@ pub async fn run(
         // Ctrl-C while containers start: the half-started ones are removed as the future drops.
         tokio::select! {
             r = up => Some(r.map_err(RunError::Environment)?),
-            () = stop.stopped() => return Err(RunError::InterruptedBringingUp),
+            () = stop.stopped() => {
+                // Nothing was measured and nothing failed: the report says so, partial.
+                let report = interrupted_before_load(&plan);
+                let files = dir.write_all(&report).map_err(|source| RunError::Report {
+                    dir: opts.report_dir.display().to_string(),
+                    source,
+                })?;
+                return Ok(RunOutput { report, files });
+            }
         }
     };
     let result = run_in(opts, &plan, stop, getenv, drill.as_mut()).await;
@@ -134,6 +139,42 @@ pub async fn run(
         source,
     })?;
     Ok(RunOutput { report, files })
+}
+
+/// The report of a run interrupted before its load began: no measurements, no rules, an
+/// inconclusive verdict marked partial.
+fn interrupted_before_load(plan: &crate::plan::Plan) -> Report {
+    let endpoints = plan.load.endpoints.clone();
+    let measurements = crate::record::Measurements {
+        per_endpoint: endpoints.iter().map(|_| crate::record::Stats::new()).collect(),
+        endpoints,
+        elapsed: Duration::ZERO,
+        timeline: Vec::new(),
+    };
+    let mut verdict = Verdict::decide(Vec::new(), true, None);
+    verdict.lead_with("interrupted while the environment was coming up; no load was sent");
+    let model = match &plan.load.load {
+        Load::Open(_) => "open",
+        Load::Closed(_) => "closed",
+    };
+    let engine = load::EngineReport {
+        model: model.into(),
+        ..Default::default()
+    };
+    let file = plan.file.display().to_string();
+    let facts = RunFacts {
+        scenario: &plan.load.name,
+        scenario_file: &file,
+        target: &plan.load.target.base,
+        started_at: SystemTime::now(),
+        planned: plan.load.planned,
+    };
+    Report::new(
+        &facts,
+        &measurements,
+        verdict,
+        GeneratorReport::new(&engine, load::cpu::peak_rss_bytes()),
+    )
 }
 
 /// The run inside its environment; returns the report for `run` to complete and write.

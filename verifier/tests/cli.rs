@@ -283,3 +283,72 @@ async fn stop_signal_leaves_a_partial_report(signal: &str) {
         "the run released its report directory"
     );
 }
+
+/// A stop signal while the environment is still coming up leaves a report too: partial, no
+/// load sent, inconclusive (exit 4), and whatever had started is stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_while_the_environment_comes_up_leaves_a_partial_report() {
+    let _serial = support::SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("never-ready.yaml");
+    std::fs::write(
+        &scenario,
+        r#"name: never-ready
+environment:
+  testcontainers:
+    dependencies: []
+    startup_timeout: 60s
+    service:
+      command: ["sleep", "60"]
+      ready_path: /readyz
+      shutdown_grace: 1s
+journeys:
+  - name: ping
+    steps:
+      - { name: ping, method: GET, path: /ping }
+load:
+  open:
+    phases:
+      - steady: { rate: 5, duration: 2s }
+"#,
+    )
+    .unwrap();
+    let reports = dir.path().join("reports");
+    let child = tokio::process::Command::new(BIN)
+        .arg("run")
+        .arg(&scenario)
+        .args(["--progress", "off"])
+        .arg("--report-dir")
+        .arg(&reports)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let pid = child.id().unwrap();
+    let kill = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("exits after the stop signal")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["partial"], true, "{json}");
+    assert_eq!(json["overall"]["requests"], 0);
+    assert!(
+        json["verdict"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("environment was coming up"),
+        "{json}"
+    );
+    assert!(!reports.join(".verifier.lock").exists());
+}
