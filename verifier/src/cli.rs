@@ -34,6 +34,32 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Rollback triggers: check definitions, render their Prometheus rules, detect drift.
     Triggers(crate::trigger::cli::TriggersArgs),
+    /// Judge two saved runs (report.json of the baseline, then of the candidate): a regression,
+    /// no regression, or inconclusive per endpoint and statistic. Weaker evidence than a paired
+    /// run (`run --baseline-target`), and the report says so.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// The baseline run's report.json.
+    pub baseline: PathBuf,
+    /// The candidate run's report.json.
+    pub candidate: PathBuf,
+    /// Allowed change per statistic, e.g. `--allow p50=+5% --allow error_rate=+0.5pp`
+    /// (default: p50 +5%, p99 +10%, error_rate +0.5pp). Statistics: p50, p90, p95, p99, mean,
+    /// error_rate, throughput.
+    #[arg(long = "allow", value_name = "STAT=CHANGE")]
+    pub allow: Vec<String>,
+    /// Confidence of each interval.
+    #[arg(long, default_value_t = 0.95)]
+    pub confidence: f64,
+    /// Seed of the resampling.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Where comparison.json and summary.md go; nothing is written without it.
+    #[arg(long)]
+    pub report_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -43,6 +69,10 @@ pub struct RunArgs {
     /// Base URL of the service under test; overrides the scenario's `target`.
     #[arg(long, env = "VERIFIER_TARGET")]
     pub target: Option<String>,
+    /// Compare the target (the candidate) with this service (the baseline) in one paired run:
+    /// adds the scenario's `compare:` section with default allowances if it has none.
+    #[arg(long, env = "VERIFIER_BASELINE_TARGET")]
+    pub baseline_target: Option<String>,
     /// Where report.json, junit.xml and summary.md go.
     #[arg(long, env = "VERIFIER_REPORT_DIR", default_value = "verifier-report")]
     pub report_dir: PathBuf,
@@ -67,6 +97,9 @@ pub struct ValidateArgs {
     /// Base URL the run would be given with `--target`; checked as `run` checks it.
     #[arg(long, env = "VERIFIER_TARGET")]
     pub target: Option<String>,
+    /// The baseline the run would be given with `--baseline-target`.
+    #[arg(long, env = "VERIFIER_BASELINE_TARGET")]
+    pub baseline_target: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -76,6 +109,9 @@ pub struct PlanArgs {
     /// Base URL of the service under test, as `run --target` takes it.
     #[arg(long, env = "VERIFIER_TARGET")]
     pub target: Option<String>,
+    /// The baseline, as `run --baseline-target` takes it.
+    #[arg(long, env = "VERIFIER_BASELINE_TARGET")]
+    pub baseline_target: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -116,7 +152,13 @@ pub fn main() -> ExitCode {
     crate::logging::install();
     match &cli.command {
         Command::Validate(args) => {
-            return ExitCode::from(validate(&args.files, args.target.as_deref()));
+            return ExitCode::from(validate(
+                &args.files,
+                crate::plan::PlanOptions {
+                    target: args.target.as_deref(),
+                    baseline_target: args.baseline_target.as_deref(),
+                },
+            ));
         }
         Command::Plan(args) => return ExitCode::from(plan(args)),
         Command::Schema(args) => {
@@ -131,6 +173,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(exit_codes::PASS);
         }
         Command::Triggers(args) => return ExitCode::from(crate::trigger::cli::run(args)),
+        Command::Compare(args) => return ExitCode::from(compare(args)),
         _ => {}
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -147,9 +190,11 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Env(args) => crate::envinfo::print(args.docker_host.as_deref()).await,
             Command::Run(args) => run(args).await,
-            Command::Validate(_) | Command::Plan(_) | Command::Schema(_) | Command::Triggers(_) => {
-                exit_codes::USAGE
-            }
+            Command::Validate(_)
+            | Command::Plan(_)
+            | Command::Schema(_)
+            | Command::Triggers(_)
+            | Command::Compare(_) => exit_codes::USAGE,
         }
     });
     ExitCode::from(code)
@@ -161,10 +206,10 @@ fn getenv(k: &str) -> Option<String> {
 
 /// `verifier validate`: every file is planned as `run` would plan it; the first line of each
 /// result names it.
-pub fn validate(files: &[PathBuf], target: Option<&str>) -> u8 {
+pub fn validate(files: &[PathBuf], opts: crate::plan::PlanOptions<'_>) -> u8 {
     let mut code = exit_codes::PASS;
     for f in files {
-        match crate::plan::build(f, crate::plan::PlanOptions { target }, &getenv) {
+        match crate::plan::build(f, opts, &getenv) {
             Ok(p) => {
                 let s = &p.scenario;
                 let journeys = s.journeys.len();
@@ -185,7 +230,14 @@ pub fn validate(files: &[PathBuf], target: Option<&str>) -> u8 {
                     s.planned_duration().as_secs_f64(),
                     p.triggers
                         .map_or_else(String::new, |n| format!(", {n} triggers"))
+                        + &p.compare.as_ref().map_or_else(String::new, |c| format!(
+                            ", compared with a baseline on {} statistics",
+                            c.wanted.len()
+                        ))
                 );
+                for n in &p.notes {
+                    eprintln!("{}: note: {n}", f.display());
+                }
             }
             Err(e) => {
                 eprintln!("{e}");
@@ -200,6 +252,7 @@ pub fn validate(files: &[PathBuf], target: Option<&str>) -> u8 {
 fn plan(args: &PlanArgs) -> u8 {
     let opts = crate::plan::PlanOptions {
         target: args.target.as_deref(),
+        baseline_target: args.baseline_target.as_deref(),
     };
     match crate::plan::build(&args.scenario, opts, &getenv) {
         Ok(p) => {
@@ -238,6 +291,7 @@ async fn run(args: RunArgs) -> u8 {
     let opts = crate::run::RunOptions {
         scenario: args.scenario,
         target: args.target,
+        baseline_target: args.baseline_target,
         report_dir: args.report_dir,
         progress: match args.progress {
             ProgressArg::Auto => Mode::Auto,
@@ -258,4 +312,82 @@ async fn run(args: RunArgs) -> u8 {
             e.exit_code()
         }
     }
+}
+
+/// `verifier compare`: two saved runs, judged unpaired.
+fn compare(args: &CompareArgs) -> u8 {
+    let mut allow = Vec::new();
+    for a in &args.allow {
+        let Some((stat, change)) = a.split_once('=') else {
+            eprintln!("verifier: --allow {a}: write STAT=CHANGE, e.g. p99=+10%");
+            return exit_codes::USAGE;
+        };
+        let stat: crate::compare::Statistic =
+            match serde_json::from_value(serde_json::Value::String(stat.trim().to_owned())) {
+                Ok(s) => s,
+                Err(_) => {
+                    eprintln!(
+                        "verifier: --allow {a}: unknown statistic `{stat}` (p50, p90, p95, p99, \
+                         mean, error_rate, throughput)"
+                    );
+                    return exit_codes::USAGE;
+                }
+            };
+        match crate::compare::Change::parse(change) {
+            Ok(c) if c.points == stat.in_points() => allow.push((stat, c)),
+            Ok(_) if stat.in_points() => {
+                eprintln!("verifier: --allow {a}: error_rate changes in percentage points, e.g. +0.5pp");
+                return exit_codes::USAGE;
+            }
+            Ok(_) => {
+                eprintln!("verifier: --allow {a}: {stat} changes by a percentage, e.g. +5%");
+                return exit_codes::USAGE;
+            }
+            Err(m) => {
+                eprintln!("verifier: --allow {a}: {m}");
+                return exit_codes::USAGE;
+            }
+        }
+    }
+    if !(0.5..=0.999).contains(&args.confidence) {
+        eprintln!(
+            "verifier: --confidence {}: give a confidence between 0.5 and 0.999, e.g. 0.95",
+            args.confidence
+        );
+        return exit_codes::USAGE;
+    }
+    let settings = crate::compare::Settings {
+        confidence: args.confidence,
+        resamples: 1000,
+        seed: args.seed,
+        pairing: crate::compare::Pairing::Unpaired,
+    };
+    let report = match crate::compare::two_runs::compare_files(
+        &args.baseline,
+        &args.candidate,
+        &allow,
+        settings,
+        crate::report::SCHEMA_VERSION,
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("verifier: {e}");
+            return exit_codes::USAGE;
+        }
+    };
+    let out = crate::report::comparison::Standalone::new(report);
+    eprint!("{}", out.terminal());
+    if let Some(dir) = &args.report_dir {
+        match out.write(dir) {
+            Ok(files) => {
+                let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+                eprintln!("reports: {}", names.join(", "));
+            }
+            Err(e) => {
+                eprintln!("verifier: cannot write reports into {}: {e}", dir.display());
+                return exit_codes::ENVIRONMENT;
+            }
+        }
+    }
+    out.verdict.status.exit_code()
 }

@@ -85,9 +85,14 @@ pub struct Drill {
 
 impl Drill {
     /// Brings the environment up (exit 3 on failure, with everything started removed).
-    pub async fn up(spec: &EnvironmentSpec, faults: Vec<Fault>) -> Result<Self, EnvError> {
+    /// `baseline`: a paired comparison's baseline service, started beside the one under test.
+    pub async fn up(
+        spec: &EnvironmentSpec,
+        faults: Vec<Fault>,
+        baseline: Option<&crate::env::ServiceSpec>,
+    ) -> Result<Self, EnvError> {
         Ok(Self {
-            env: Environment::up(spec).await?,
+            env: Environment::up_with(spec, baseline).await?,
             faults,
             cancel: None,
             timeline: None,

@@ -56,6 +56,8 @@ pub enum RuleKind {
     Trigger,
     /// Metrics, traces and logs the service must emit.
     Observability,
+    /// The candidate against its baseline: the regression judge.
+    Regression,
 }
 
 /// One rule's result, with the observed value beside its budget.

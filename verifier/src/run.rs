@@ -23,6 +23,7 @@ use crate::verdict::Verdict;
 pub struct RunOptions {
     pub scenario: PathBuf,
     pub target: Option<String>,
+    pub baseline_target: Option<String>,
     pub report_dir: PathBuf,
     pub progress: progress::Mode,
 }
@@ -98,6 +99,7 @@ pub async fn run(
         &opts.scenario,
         PlanOptions {
             target: opts.target.as_deref(),
+            baseline_target: opts.baseline_target.as_deref(),
         },
         getenv,
     )?;
@@ -109,7 +111,12 @@ pub async fn run(
         None
     } else {
         eprintln!("verifier: bringing the environment up");
-        let up = Drill::up(&plan.environment, plan.scenario.faults.clone());
+        let baseline = baseline_service(&plan);
+        let up = Drill::up(
+            &plan.environment,
+            plan.scenario.faults.clone(),
+            baseline.as_ref(),
+        );
         // Ctrl-C while containers start: the half-started ones are removed as the future drops.
         tokio::select! {
             r = up => Some(r.map_err(RunError::Environment)?),
@@ -141,16 +148,23 @@ pub async fn run(
     Ok(RunOutput { report, files })
 }
 
+/// A paired comparison's baseline service: the candidate's service spec with the baseline's
+/// command, and its environment over the candidate's.
+fn baseline_service(plan: &crate::plan::Plan) -> Option<crate::env::ServiceSpec> {
+    let EnvironmentSpec::Testcontainers(c) = &plan.environment else {
+        return None;
+    };
+    let side = plan.compare.as_ref()?.spec.baseline.service.as_ref()?;
+    let mut spec = c.service.clone();
+    spec.command = side.command.clone();
+    spec.env.extend(side.env.clone());
+    Some(spec)
+}
+
 /// The report of a run interrupted before its load began: no measurements, no rules, an
 /// inconclusive verdict marked partial.
 fn interrupted_before_load(plan: &crate::plan::Plan) -> Report {
-    let endpoints = plan.load.endpoints.clone();
-    let measurements = crate::record::Measurements {
-        per_endpoint: endpoints.iter().map(|_| crate::record::Stats::new()).collect(),
-        endpoints,
-        elapsed: Duration::ZERO,
-        timeline: Vec::new(),
-    };
+    let measurements = crate::record::Measurements::empty(plan.load.endpoints.clone());
     let mut verdict = Verdict::decide(Vec::new(), true, None);
     verdict.lead_with("interrupted while the environment was coming up; no load was sent");
     let model = match &plan.load.load {
@@ -229,6 +243,35 @@ async fn run_in(
     load::preflight(&plan.target, plan.connect_timeout)
         .await
         .map_err(RunError::Unreachable)?;
+    // A paired comparison: the baseline's requests, aimed where it runs, and it answers.
+    let baseline = match &planned.compare {
+        Some(c) => {
+            let b = if c.baseline_from_environment {
+                let t = drill
+                    .as_ref()
+                    .and_then(|d| d.env.baseline_target.clone())
+                    .ok_or_else(|| {
+                        RunError::Engine("the environment started no baseline service".into())
+                    })?;
+                planned.load_for(&t, getenv).map_err(|e| {
+                    RunError::Retarget(ScenarioError {
+                        file: planned.file.clone(),
+                        line: None,
+                        column: None,
+                        field: crate::scenario::locate::display_path(&e.path),
+                        message: e.message,
+                    })
+                })?
+            } else {
+                c.baseline.clone()
+            };
+            load::preflight(&b.target, b.connect_timeout)
+                .await
+                .map_err(|e| RunError::Unreachable(format!("the baseline: {e}")))?;
+            Some((c, Arc::new(b)))
+        }
+        None => None,
+    };
     // Bad trigger definitions are exit 2 here, before any load.
     let gate = match &scenario.triggers {
         Some(t) => Some(Arc::new(
@@ -301,8 +344,17 @@ async fn run_in(
             }
         })
     };
-    let recorder = Recorder::new(origin, plan.endpoints.clone(), budgets.window.map(|d| d.0));
+    let series_window = crate::record::series::window_for(plan.planned);
+    let recorder = Recorder::new(origin, plan.endpoints.clone(), budgets.window.map(|d| d.0))
+        .with_series_window(series_window);
     let collector = Collector::new(recorder, on_window);
+    // The baseline's own recorder; the gate's budgets watch the candidate alone.
+    let baseline_collector = baseline.as_ref().map(|_| {
+        Collector::new(
+            Recorder::new(origin, plan.endpoints.clone(), None).with_series_window(series_window),
+            Box::new(|_: &crate::record::WindowView| {}),
+        )
+    });
     let phases = scenario.steady_state.as_ref().map(|ss| {
         let phases = Arc::new(Mutex::new(Phases::plan(ss, &scenario.faults, plan.planned)));
         collector.feed_by_due(phases.clone());
@@ -338,12 +390,22 @@ async fn run_in(
     };
 
     let bound = plan.planned + plan.timeout * 2 + GRACE;
+    let routes = match (&baseline, &baseline_collector) {
+        (Some((c, b)), Some(bc)) => Some(load::open::Routes {
+            sides: vec![(b.clone(), bc.clone()), (plan.clone(), collector.clone())],
+            route: crate::compare::assign::Assignment::new(c.spec.seed, c.spec.block).router(),
+        }),
+        _ => None,
+    };
     let engine = {
         let (plan, collector, stop) = (plan.clone(), collector.clone(), stop.clone());
         async move {
-            match &plan.load {
-                Load::Open(_) => Ok(load::open::run(plan, collector, stop, origin).await),
-                Load::Closed(_) => load::closed::run(plan, collector, stop).await,
+            match (&plan.load, routes) {
+                (Load::Open(_), Some(routes)) => {
+                    Ok(load::open::run_routed(routes, stop, origin).await)
+                }
+                (Load::Open(_), None) => Ok(load::open::run(plan, collector, stop, origin).await),
+                (Load::Closed(_), _) => load::closed::run(plan, collector, stop).await,
             }
         }
     };
@@ -384,6 +446,30 @@ async fn run_in(
     };
     let partial = interrupted || aborted.is_some();
     let mut rules = check::whole_run(&budgets, &measurements, &engine_report, cores, partial);
+    let comparison = match (&baseline, &baseline_collector) {
+        (Some((c, b)), Some(bc)) => {
+            let base = bc
+                .finish(end)
+                .ok_or_else(|| RunError::Engine("measurements were already taken".into()))?;
+            let mut cmp = crate::compare::ComparisonReport::judge(
+                &base.series,
+                &measurements.series,
+                &c.wanted,
+                crate::compare::Settings {
+                    confidence: c.spec.confidence,
+                    resamples: c.spec.resamples,
+                    seed: c.spec.seed,
+                    pairing: crate::compare::Pairing::Paired,
+                },
+                (&b.target.base, &plan.target.base),
+            );
+            cmp.baseline_series = Some(base.series.to_report());
+            cmp.notes = c.notes.clone();
+            rules.extend(cmp.rules());
+            Some(cmp)
+        }
+        _ => None,
+    };
     rules.extend(functional.rules);
     if let Some(w) = watch.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
         rules.extend(w.results());
@@ -444,5 +530,6 @@ async fn run_in(
     report.invariants = invariant_report;
     report.triggers = trigger_report;
     report.observability = observability_report;
+    report.comparison = comparison;
     Ok(report)
 }

@@ -92,6 +92,9 @@ pub struct Running {
     containers: Arc<Containers>,
     toxiproxy: ContainerAsync<GenericImage>,
     service: Option<Service>,
+    /// A paired comparison's baseline service, beside the service under test.
+    baseline: Option<Service>,
+    pub baseline_target: Option<String>,
 }
 
 /// The dependency containers by dependency name, for container faults.
@@ -262,7 +265,12 @@ async fn host_port(
 }
 
 impl Running {
-    pub async fn up(spec: &ContainersSpec) -> Result<Self, EnvError> {
+    /// `baseline`: a second service to start against the same dependencies (a paired
+    /// comparison's), with its own loopback port.
+    pub async fn up(
+        spec: &ContainersSpec,
+        baseline: Option<&super::ServiceSpec>,
+    ) -> Result<Self, EnvError> {
         let startup = spec.startup_timeout.0;
         let network = unique("env");
 
@@ -380,6 +388,8 @@ impl Running {
             containers,
             toxiproxy,
             service: None,
+            baseline: None,
+            baseline_target: None,
         };
         let service = Service::start(&spec.service, &vars)?;
         let ready_url = format!("{target}{}", spec.service.ready_path);
@@ -393,16 +403,30 @@ impl Running {
             })?;
         let svc = running.service.as_mut().expect("just set");
         svc.wait_ready(&http, &ready_url, startup).await?;
+        if let Some(b) = baseline {
+            let port = free_port().map_err(|e| EnvError::Start {
+                what: "the baseline service".into(),
+                message: format!("no free loopback port: {e}"),
+            })?;
+            vars.insert("service.addr".into(), format!("127.0.0.1:{port}"));
+            vars.insert("service.port".into(), port.to_string());
+            let target = format!("http://127.0.0.1:{port}");
+            let ready_url = format!("{target}{}", b.ready_path);
+            running.baseline = Some(Service::start(b, &vars)?);
+            let svc = running.baseline.as_mut().expect("just set");
+            svc.wait_ready(&http, &ready_url, startup).await?;
+            running.baseline_target = Some(target);
+        }
         Ok(running)
     }
 
     /// Stops the service (SIGTERM, then SIGKILL after its grace) and removes the containers.
     pub async fn down(mut self) -> Vec<String> {
         let mut problems = Vec::new();
-        if let Some(svc) = self.service.take()
-            && let Err(e) = svc.stop().await
-        {
-            problems.push(e);
+        for svc in [self.service.take(), self.baseline.take()].into_iter().flatten() {
+            if let Err(e) = svc.stop().await {
+                problems.push(e);
+            }
         }
         // Containers are removed as they drop; the injector holds the last other reference.
         drop(self.injector);

@@ -70,6 +70,8 @@ fn last_lines(logs: &[String]) -> String {
 pub struct Environment {
     /// Base URL of the service under test, when the provider knows it.
     pub target: Option<String>,
+    /// Base URL of the baseline service of a paired comparison, when the provider started one.
+    pub baseline_target: Option<String>,
     /// Where faults land; `None` for the `none` provider.
     pub injector: Option<Arc<Injector>>,
     /// Direct (unproxied) addresses for read-backs: `postgres.url`, `nats.url`,
@@ -110,8 +112,18 @@ impl Environment {
     /// named proxy; it resets it only when the scenario says so (`reset: true`), since a shared
     /// staging Toxiproxy may carry other people's toxics.
     pub async fn up(spec: &EnvironmentSpec) -> Result<Self, EnvError> {
+        Self::up_with(spec, None).await
+    }
+
+    /// [`Environment::up`], starting `baseline` beside the service under test (a paired
+    /// comparison's baseline; only the `testcontainers` provider starts services).
+    pub async fn up_with(
+        spec: &EnvironmentSpec,
+        baseline: Option<&ServiceSpec>,
+    ) -> Result<Self, EnvError> {
         match spec {
             EnvironmentSpec::None => Ok(Self {
+                baseline_target: None,
                 target: None,
                 injector: None,
                 endpoints: BTreeMap::new(),
@@ -149,6 +161,7 @@ impl Environment {
                 }
                 Ok(Self {
                     target: None,
+                    baseline_target: None,
                     injector: Some(Arc::new(Injector {
                         toxiproxy: client,
                         proxies: e.proxies.clone(),
@@ -159,9 +172,10 @@ impl Environment {
                 })
             }
             EnvironmentSpec::Testcontainers(c) => {
-                let running = containers::Running::up(c).await?;
+                let running = containers::Running::up(c, baseline).await?;
                 Ok(Self {
                     target: Some(running.target.clone()),
+                    baseline_target: running.baseline_target.clone(),
                     injector: Some(running.injector.clone()),
                     endpoints: running.endpoints.clone(),
                     inner: Inner::Containers(Box::new(running)),

@@ -205,6 +205,35 @@ pub async fn run(
     stop: Stop,
     origin: Instant,
 ) -> EngineReport {
+    run_routed(Routes::single(plan, collector), stop, origin).await
+}
+
+/// Several targets under one schedule: arrival `n` goes to side `route(n)`, whose plan (the
+/// same journeys aimed at its target) it runs and whose collector records it. Both sides thus
+/// see the same load shape at the same instants (a paired comparison).
+pub struct Routes {
+    pub sides: Vec<(Arc<Plan>, Arc<Collector>)>,
+    pub route: Arc<dyn Fn(u64) -> usize + Send + Sync>,
+}
+
+impl Routes {
+    pub fn single(plan: Arc<Plan>, collector: Arc<Collector>) -> Routes {
+        Routes {
+            sides: vec![(plan, collector)],
+            route: Arc::new(|_| 0),
+        }
+    }
+}
+
+/// [`run`] over [`Routes`]: the schedule, timeout and `max_in_flight` are the first side's.
+pub async fn run_routed(routes: Routes, stop: Stop, origin: Instant) -> EngineReport {
+    let Some((plan, _)) = routes.sides.first() else {
+        return EngineReport {
+            model: "open".into(),
+            ..Default::default()
+        };
+    };
+    let plan = plan.clone();
     let Load::Open(open) = &plan.load else {
         return EngineReport {
             model: "open".into(),
@@ -212,7 +241,17 @@ pub async fn run(
         };
     };
     let max_in_flight = open.max_in_flight as usize;
-    let client = Client::new(plan.target.clone(), plan.timeout, plan.connect_timeout);
+    let sides: Arc<Vec<(Arc<Plan>, Arc<Collector>, Client)>> = Arc::new(
+        routes
+            .sides
+            .iter()
+            .map(|(p, c)| {
+                let client = Client::new(p.target.clone(), p.timeout, p.connect_timeout);
+                (p.clone(), c.clone(), client)
+            })
+            .collect(),
+    );
+    let route = routes.route.clone();
     // Room for a backlog of at least a few hundred arrivals, so that a saturated run wakes
     // the scheduler once per batch; what waits there is timed from its due time all the same.
     let queue = Arc::new(Queue::new((2 * max_in_flight).max(256)));
@@ -226,30 +265,31 @@ pub async fn run(
     // One worker per in-flight slot, each running journeys back to back.
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..max_in_flight.max(1) {
-        let (queue, plan, collector, client, seq, started, stop) = (
+        let (queue, sides, route, seq, started, stop) = (
             queue.clone(),
-            plan.clone(),
-            collector.clone(),
-            client.clone(),
+            sides.clone(),
+            route.clone(),
             seq.clone(),
             started.clone(),
             stop.clone(),
         );
         workers.spawn(async move {
-            let mut conn = Conn::default();
+            // One keep-alive connection per side.
+            let mut conns: Vec<Conn> = sides.iter().map(|_| Conn::default()).collect();
             while let Some((n, due)) = queue.next(&stop).await {
                 // An arrival still waiting when the plan's time is over is missed, as in wrk2.
                 if Instant::now() >= end && due < end {
                     continue;
                 }
                 started.fetch_add(1, Ordering::Relaxed);
+                let side = route(n).min(sides.len() - 1);
+                let (plan, collector, client) = &sides[side];
+                let conn = &mut conns[side];
                 let journey = plan.journey_for(n);
                 let mut vars = HashMap::new();
                 let mut start = due;
                 for step in &journey.steps {
-                    let r = client
-                        .execute(&mut conn, step, &seq, &mut vars, start)
-                        .await;
+                    let r = client.execute(conn, step, &seq, &mut vars, start).await;
                     collector.record(step.endpoint, r.end, r.latency, r.outcome);
                     if r.outcome != Outcome::Ok {
                         // Later steps depend on this one's captures.
@@ -278,7 +318,7 @@ pub async fn run(
         workers.abort_all();
     }
     report.started = started.load(Ordering::Relaxed);
-    report.reconnects = client.reconnects();
+    report.reconnects = sides.iter().map(|(_, _, c)| c.reconnects()).sum();
     if !stop.is_stopped() {
         report.missed_arrivals = planned.saturating_sub(report.started);
     }

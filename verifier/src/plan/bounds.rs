@@ -388,6 +388,41 @@ pub const BOUNDS: &[Bound] = &[
         limit: Limit::Dur(Duration::ZERO, s(600)),
         why: "SIGTERM to SIGKILL",
     },
+    Bound {
+        pattern: "compare.confidence",
+        limit: Limit::Float(0.5, 0.999),
+        why: "each interval's confidence; above 0.999 the bootstrap's tails are too thin to trust",
+    },
+    Bound {
+        pattern: "compare.block",
+        limit: Limit::Int(2, 1000),
+        why: "arrivals per balanced block (even)",
+    },
+    Bound {
+        pattern: "compare.resamples",
+        limit: Limit::Int(200, 20_000),
+        why: "bootstrap resamples per endpoint: fewer make the interval's ends noisy, more only cost time",
+    },
+    Bound {
+        pattern: "compare.seed",
+        limit: Limit::Int(0, u64::MAX),
+        why: "any whole number",
+    },
+    Bound {
+        pattern: "compare.allow",
+        limit: Limit::Count(0, 7),
+        why: "one allowance per statistic",
+    },
+    Bound {
+        pattern: "compare.endpoints",
+        limit: Limit::Count(0, MAX_ENDPOINTS),
+        why: "one entry per endpoint",
+    },
+    Bound {
+        pattern: "compare.baseline.service.command",
+        limit: Limit::Count(1, 256),
+        why: "program and arguments",
+    },
 ];
 
 fn matches(pattern: &str, path: &[Seg]) -> bool {

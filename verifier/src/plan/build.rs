@@ -17,6 +17,22 @@ pub struct PlanOptions<'a> {
     /// `--target`: the service to load, overriding the scenario's `target` and replacing a
     /// `testcontainers` environment.
     pub target: Option<&'a str>,
+    /// `--baseline-target`: compare against this service (adds a `compare:` section with its
+    /// defaults when the scenario has none, replaces its baseline otherwise).
+    pub baseline_target: Option<&'a str>,
+}
+
+/// The paired comparison of a plan.
+pub struct ComparePlan {
+    pub spec: crate::compare::CompareSpec,
+    /// The requests compiled against the baseline (a stand-in address when the environment
+    /// starts the baseline service; see [`Plan::load_for`]).
+    pub baseline: crate::load::Plan,
+    pub baseline_from_environment: bool,
+    /// Every (endpoint, statistic, allowed change) the judge decides.
+    pub wanted: Vec<(String, crate::compare::Statistic, crate::compare::Change)>,
+    /// Allowances below the calibrated noise floor, said before the run.
+    pub notes: Vec<String>,
 }
 
 /// A scenario made ready to run. Built once; nothing in it changes during the run.
@@ -38,6 +54,8 @@ pub struct Plan {
     pub memory: memory::Estimate,
     /// Things a person should know before the run, e.g. that `--target` replaced the environment.
     pub notes: Vec<String>,
+    /// The baseline of a paired comparison, when the scenario or `--baseline-target` asks.
+    pub compare: Option<ComparePlan>,
 }
 
 /// A stand-in address for compiling requests before the environment has started the service.
@@ -54,7 +72,7 @@ pub fn build(
     getenv: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Plan, ScenarioError> {
     let text = read_file(file)?;
-    let scenario = parse(file, &text)?;
+    let mut scenario = parse(file, &text)?;
     let at = |e: FieldError| e.locate(file, &text);
     // Errors about the command line, not the file.
     let cli = |message: String| ScenarioError {
@@ -98,10 +116,15 @@ pub fn build(
     }
     let target_from_environment =
         opts.target.is_none() && matches!(environment, EnvironmentSpec::Testcontainers(_));
+    let candidate_target = scenario
+        .compare
+        .as_ref()
+        .and_then(|c| c.candidate.as_ref())
+        .and_then(|c| c.target.clone());
     let target = if target_from_environment {
         Some(STAND_IN)
     } else {
-        opts.target
+        opts.target.or(candidate_target.as_deref())
     };
     let load = crate::load::Plan::new(scenario.core(), target, getenv).map_err(|e| {
         if opts.target.is_some() && e.path == [k("target")] {
@@ -133,6 +156,7 @@ pub fn build(
             })
         })
         .transpose()?;
+    let compare = plan_compare(file, &text, &mut scenario, &opts, &load, getenv, &mut notes)?;
     let memory = memory::Estimate::of(&scenario);
     if memory.total() > memory::MAX_BYTES {
         return Err(at(FieldError::new(
@@ -155,7 +179,85 @@ pub fn build(
         minter,
         memory,
         notes,
+        compare,
     })
+}
+
+/// The comparison: `--baseline-target` merged into the section, the section checked again with
+/// it, the baseline's requests compiled, the calibration's floor held against `allow`.
+fn plan_compare(
+    file: &Path,
+    text: &str,
+    scenario: &mut Scenario,
+    opts: &PlanOptions<'_>,
+    load: &crate::load::Plan,
+    getenv: &dyn Fn(&str) -> Option<String>,
+    notes: &mut Vec<String>,
+) -> Result<Option<ComparePlan>, ScenarioError> {
+    let at = |e: FieldError| e.locate(file, text);
+    let cli = |message: String| ScenarioError {
+        file: file.to_owned(),
+        line: None,
+        column: None,
+        field: String::new(),
+        message,
+    };
+    if let Some(url) = opts.baseline_target {
+        crate::scenario::check_target(url)
+            .map_err(|m| cli(format!("--baseline-target: {m}")))?;
+        match &mut scenario.compare {
+            Some(c) => {
+                c.baseline.target = Some(url.to_owned());
+                c.baseline.service = None;
+            }
+            None => scenario.compare = Some(crate::compare::CompareSpec::for_baseline(url)),
+        }
+        if super::same_target(url, &load.target.base) {
+            return Err(cli(format!(
+                "--baseline-target: {url} is the candidate's own target; a comparison needs two \
+                 services"
+            )));
+        }
+    }
+    let Some(spec) = scenario.compare.clone() else {
+        return Ok(None);
+    };
+    super::validate_compare(scenario, &spec).map_err(at)?;
+    if let (Some(b), false) = (&spec.baseline.target, opts.target.is_none())
+        && super::same_target(b, &load.target.base)
+    {
+        return Err(cli(format!(
+            "--target {b} is also the comparison's baseline: a comparison needs two services"
+        )));
+    }
+    let baseline_from_environment = spec.baseline.service.is_some();
+    let baseline_url = spec.baseline.target.as_deref().unwrap_or(STAND_IN);
+    let baseline = crate::load::Plan::new(scenario.core(), Some(baseline_url), getenv)
+        .map_err(|e| at(e))?;
+    let wanted = spec.allowances(&load.endpoints);
+    let mut cmp_notes = Vec::new();
+    if let Some(cal) = &spec.calibration {
+        let path = file
+            .parent()
+            .map(|d| d.join(cal))
+            .unwrap_or_else(|| PathBuf::from(cal));
+        let floors = crate::compare::calibration::floors(&path, &scenario.name, load.planned)
+            .map_err(|m| {
+                at(FieldError::new(
+                    vec![k("compare"), k("calibration")],
+                    format!("{}: {m}", path.display()),
+                ))
+            })?;
+        cmp_notes = crate::compare::calibration::below_floor(&floors, &wanted);
+        notes.extend(cmp_notes.iter().cloned());
+    }
+    Ok(Some(ComparePlan {
+        spec,
+        baseline,
+        baseline_from_environment,
+        wanted,
+        notes: cmp_notes,
+    }))
 }
 
 impl Plan {

@@ -19,7 +19,7 @@ mod build;
 pub mod memory;
 pub mod show;
 
-pub use build::{Plan, PlanOptions, build};
+pub use build::{ComparePlan, Plan, PlanOptions, build};
 
 fn k(s: &str) -> Seg {
     Seg::Key(s.to_owned())
@@ -126,6 +126,11 @@ pub struct Scenario {
     /// Observability acceptance: metrics, histogram agreement, trace context, logs.
     #[serde(default)]
     pub observability: Option<crate::observe::ObservabilitySpec>,
+    /// Performance acceptance against a baseline: the baseline and the candidate driven by one
+    /// schedule in one run (each journey to one side, seeded and balanced), then judged per
+    /// endpoint and statistic against the allowed change.
+    #[serde(default)]
+    pub compare: Option<crate::compare::CompareSpec>,
 }
 
 /// Reads and validates a scenario file.
@@ -168,8 +173,74 @@ pub fn parse(file: &Path, text: &str) -> Result<Scenario, ScenarioError> {
         None => Ok(()),
     })
     .and_then(|()| validate_contract(&scenario))
+    .and_then(|()| match &scenario.compare {
+        Some(c) => validate_compare(&scenario, c),
+        None => Ok(()),
+    })
     .map_err(|e| e.locate(file, text))?;
     Ok(scenario)
+}
+
+/// A comparison the run can honour: the open model (one schedule, both sides), two different
+/// targets, a baseline service only where the environment starts services.
+pub(crate) fn validate_compare(
+    s: &Scenario,
+    c: &crate::compare::CompareSpec,
+) -> Result<(), FieldError> {
+    use crate::env::EnvironmentSpec;
+    c.validate(&s.endpoints()).map_err(|e| e.under(&["compare"]))?;
+    if matches!(s.load, Load::Closed(_)) {
+        return Err(FieldError::at(
+            "compare",
+            "a paired comparison needs the open model (`load: {open: ...}`): one arrival schedule \
+             split between the two sides, so both see the same load at the same instants",
+        ));
+    }
+    if c.candidate.as_ref().is_some_and(|x| x.service.is_some()) {
+        return Err(FieldError::at(
+            "compare.candidate.service",
+            "the candidate is the service the environment starts \
+             (`environment.testcontainers.service`); only the baseline takes a `service`",
+        ));
+    }
+    if c.baseline.service.is_some() && !matches!(s.environment, EnvironmentSpec::Testcontainers(_))
+    {
+        return Err(FieldError::at(
+            "compare.baseline.service",
+            "a baseline service is started beside the candidate by the `testcontainers` \
+             environment; with another environment give the baseline's `target` URL",
+        ));
+    }
+    let candidate = c
+        .candidate
+        .as_ref()
+        .and_then(|x| x.target.as_deref())
+        .or(s.target.as_deref());
+    if let (Some(a), Some(b)) = (c.baseline.target.as_deref(), candidate)
+        && same_target(a, b)
+    {
+        return Err(FieldError::at(
+            "compare.baseline.target",
+            format!(
+                "the baseline and the candidate are the same URL ({a}): a comparison needs two \
+                 services (for an A/A calibration, start the same build twice)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Two target URLs that reach the same service (trailing slashes and default ports aside).
+pub fn same_target(a: &str, b: &str) -> bool {
+    match (
+        crate::load::Target::parse(a),
+        crate::load::Target::parse(b),
+    ) {
+        (Ok(x), Ok(y)) => {
+            x.authority.eq_ignore_ascii_case(&y.authority) && x.prefix == y.prefix
+        }
+        _ => a.trim_end_matches('/') == b.trim_end_matches('/'),
+    }
 }
 
 /// The contract parses, every step calls one of its operations, and the security section

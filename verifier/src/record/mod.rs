@@ -4,6 +4,8 @@
 //! Memory is flat: the whole-run histograms have fixed size, the ring holds a bounded
 //! number of slices, and the per-slice timeline keeps only a few numbers per slice.
 
+pub mod series;
+
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -210,6 +212,7 @@ pub struct Recorder {
     ring: VecDeque<Slice>,
     spare: Vec<Slice>,
     timeline: Vec<SliceSummary>,
+    series: series::Series,
 }
 
 impl Recorder {
@@ -227,6 +230,7 @@ impl Recorder {
         let n = endpoints.len();
         Recorder {
             origin,
+            series: series::Series::new(endpoints.clone(), Duration::from_secs(1)),
             endpoints,
             slice,
             ring_len,
@@ -239,6 +243,12 @@ impl Recorder {
             spare: Vec::new(),
             timeline: Vec::new(),
         }
+    }
+
+    /// Keeps the run's time series in windows of `window` (see [`series::window_for`]).
+    pub fn with_series_window(mut self, window: Duration) -> Recorder {
+        self.series = series::Series::new(self.endpoints.clone(), window);
+        self
     }
 
     pub fn origin(&self) -> Instant {
@@ -278,6 +288,11 @@ impl Recorder {
         if let Some(t) = self.totals.get_mut(endpoint) {
             t.record(latency, outcome);
             self.current.per_endpoint[endpoint].record(latency, outcome);
+            // Latency runs from the intended send time, so this is when the request was due.
+            let due = end
+                .saturating_duration_since(self.origin)
+                .saturating_sub(latency);
+            self.series.record(endpoint, due, latency, outcome);
         }
         closed
     }
@@ -374,6 +389,7 @@ impl Recorder {
             per_endpoint: self.totals,
             elapsed: at,
             timeline: self.timeline,
+            series: self.series,
         };
         (m, closed)
     }
@@ -399,9 +415,22 @@ pub struct Measurements {
     pub per_endpoint: Vec<Stats>,
     pub elapsed: Duration,
     pub timeline: Vec<SliceSummary>,
+    /// Every endpoint in every window of the run, by due time.
+    pub series: series::Series,
 }
 
 impl Measurements {
+    /// Nothing measured, for a run that ended before its load began.
+    pub fn empty(endpoints: Vec<String>) -> Measurements {
+        Measurements {
+            per_endpoint: endpoints.iter().map(|_| Stats::new()).collect(),
+            series: series::Series::new(endpoints.clone(), Duration::from_secs(1)),
+            endpoints,
+            elapsed: Duration::ZERO,
+            timeline: Vec::new(),
+        }
+    }
+
     pub fn overall(&self) -> Stats {
         let mut all = Stats::new();
         self.per_endpoint.iter().for_each(|s| all.merge(s));

@@ -2,6 +2,7 @@
 //! CI test views (JUnit) and for pull requests (Markdown). A report renders a verdict; it
 //! never computes one.
 
+pub mod comparison;
 pub mod files;
 
 pub mod progress;
@@ -18,7 +19,8 @@ use crate::rule::Status;
 use crate::rule::fmt_us;
 use crate::verdict::Verdict;
 
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: per-endpoint time series (`series`) and the comparison (`comparison`).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// `report.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -43,6 +45,10 @@ pub struct Report {
     pub endpoints: Vec<EndpointReport>,
     /// Per-slice totals, in order.
     pub timeline: Vec<SliceSummary>,
+    /// Every endpoint in every window of the run (histograms and counts), by due time: what a
+    /// later comparison, merge or plot needs. Absent in schema 1 reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<crate::record::series::SeriesReport>,
     pub generator: GeneratorReport,
     /// The drill's faults, as planned and as they happened.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -59,6 +65,9 @@ pub struct Report {
     /// What went wrong bringing the environment down (containers left, toxics not removed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub environment_problems: Vec<String>,
+    /// A paired run: the candidate (this report's target) against its baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<crate::compare::ComparisonReport>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -176,12 +185,14 @@ impl Report {
                 .map(|(n, s)| EndpointReport::from_stats(n, s))
                 .collect(),
             timeline: m.timeline.clone(),
+            series: Some(m.series.to_report()),
             generator,
             faults: Vec::new(),
             invariants: None,
             triggers: None,
             observability: None,
             environment_problems: Vec::new(),
+            comparison: None,
         }
     }
 }
@@ -246,6 +257,10 @@ pub fn terminal(r: &Report) -> String {
             fmt_us(e.p999_us),
             fmt_us(e.max_us)
         );
+    }
+    if let Some(c) = &r.comparison {
+        let _ = writeln!(o);
+        o.push_str(&comparison::table(c));
     }
     let _ = writeln!(o);
     let iw = r
@@ -317,7 +332,16 @@ fn xml_escape(s: &str) -> String {
 /// JUnit XML: one test case per rule. A failed rule is a `<failure>`; an inconclusive
 /// one is `<skipped>`, which CI systems show without failing the suite by themselves.
 pub fn junit(r: &Report) -> String {
-    let rules = &r.verdict.rules;
+    junit_rules(&r.scenario, &r.started_at, r.elapsed_s, &r.verdict.rules)
+}
+
+/// JUnit XML of `rules` as one suite called `suite`.
+pub fn junit_rules(
+    suite: &str,
+    timestamp: &str,
+    elapsed_s: f64,
+    rules: &[crate::rule::RuleResult],
+) -> String {
     let failures = rules.iter().filter(|x| x.status == Status::Fail).count();
     let skipped = rules
         .iter()
@@ -329,21 +353,21 @@ pub fn junit(r: &Report) -> String {
         o,
         r#"<testsuites name="verifier" tests="{}" failures="{failures}" skipped="{skipped}" time="{:.3}">"#,
         rules.len(),
-        r.elapsed_s
+        elapsed_s
     );
     let _ = writeln!(
         o,
         r#"  <testsuite name="{}" tests="{}" failures="{failures}" skipped="{skipped}" time="{:.3}" timestamp="{}">"#,
-        xml_escape(&r.scenario),
+        xml_escape(suite),
         rules.len(),
-        r.elapsed_s,
-        xml_escape(&r.started_at)
+        elapsed_s,
+        xml_escape(timestamp)
     );
     for rule in rules {
         let _ = write!(
             o,
             r#"    <testcase classname="{}.{}" name="{}">"#,
-            xml_escape(&r.scenario),
+            xml_escape(suite),
             xml_escape(&rule.scope.replace(' ', "_")),
             xml_escape(&rule.id)
         );
@@ -385,7 +409,7 @@ pub fn junit(r: &Report) -> String {
     o
 }
 
-fn md_cell(s: &str) -> String {
+pub(crate) fn md_cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
@@ -466,6 +490,10 @@ pub fn markdown(r: &Report) -> String {
             fmt_us(e.p999_us),
             fmt_us(e.max_us)
         );
+    }
+    if let Some(c) = &r.comparison {
+        o.push('\n');
+        o.push_str(&comparison::markdown(c));
     }
     if !r.faults.is_empty() {
         let _ = writeln!(
