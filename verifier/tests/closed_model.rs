@@ -44,6 +44,7 @@ budgets:
     let opts = RunOptions {
         scenario: path,
         target: Some(srv.url.clone()),
+        baseline_target: None,
         report_dir: dir.path().join("report"),
         progress: Mode::Off,
     };

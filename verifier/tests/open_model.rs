@@ -16,6 +16,7 @@ fn opts(path: &std::path::Path, dir: &std::path::Path, target: &str) -> RunOptio
     RunOptions {
         scenario: path.to_owned(),
         target: Some(target.to_owned()),
+        baseline_target: None,
         report_dir: dir.join("report"),
         progress: Mode::Off,
     }

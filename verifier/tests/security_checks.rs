@@ -166,6 +166,7 @@ async fn an_unset_secret_is_exit_2_before_anything_is_sent() {
         scenario: standin::scenario(dir.path()),
         // Nothing listens here: the run must stop before its preflight would notice.
         target: Some("http://127.0.0.1:9".into()),
+        baseline_target: None,
         report_dir: dir.path().join("report"),
         progress: verifier::report::progress::Mode::Off,
     };

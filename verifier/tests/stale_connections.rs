@@ -172,6 +172,7 @@ async fn run_against(srv: &Server, yaml: &str) -> Report {
     let opts = RunOptions {
         scenario: path,
         target: Some(srv.url.clone()),
+        baseline_target: None,
         report_dir: dir.path().join("report"),
         progress: Mode::Off,
     };

@@ -88,6 +88,7 @@ async fn go(scenario: &Path, dir: &Path) -> Result<verifier::report::Report, Run
     let opts = RunOptions {
         scenario: scenario.to_owned(),
         target: None,
+        baseline_target: None,
         report_dir: dir.join("report"),
         progress: progress::Mode::Off,
     };

@@ -550,6 +550,7 @@ pub async fn run_edited(
     let opts = verifier::run::RunOptions {
         scenario: path,
         target: Some(s.url.clone()),
+        baseline_target: None,
         report_dir: dir.path().join("report"),
         progress: verifier::report::progress::Mode::Off,
     };
