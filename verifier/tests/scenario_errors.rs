@@ -77,6 +77,21 @@ fn yaml_syntax_names_no_field() {
 }
 
 #[test]
+fn think_time_on_a_one_step_journey() {
+    let closed = BASE.replace(
+        "  open:\n    phases:\n      - steady: { rate: 1, duration: 1s }",
+        "  closed:\n    phases:\n      - ramp: { users: 1, duration: 1s }",
+    );
+    assert!(closed.contains("closed:"));
+    verifier::plan::parse(Path::new("t.yaml"), &closed).unwrap();
+    let e = err(&closed.replacen("    steps:", "    think_time: 1s\n    steps:", 1));
+    assert_eq!(
+        e,
+        "t.yaml:4:17: field `journeys[0].think_time`: think_time is a pause between a journey's steps, and journey `j` has one step: it would never pause (fewer users lower the load instead)"
+    );
+}
+
+#[test]
 fn think_time_in_the_open_model() {
     let e = err(&with("    steps:", "    think_time: 100ms\n    steps:"));
     assert_eq!(

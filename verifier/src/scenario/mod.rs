@@ -66,7 +66,8 @@ pub struct Journey {
     /// Relative share of users or arrivals that run this journey.
     #[serde(default = "one")]
     pub weight: std::num::NonZeroU32,
-    /// Pause between steps (closed model only: open-model arrivals never wait).
+    /// Pause between consecutive steps, not after the last one (closed model only: open-model
+    /// arrivals never wait, and a one-step journey has nothing to pause between).
     #[serde(default)]
     pub think_time: Option<Dur>,
     pub steps: Vec<Step>,
@@ -730,6 +731,19 @@ pub fn validate_core(
             o.phases.is_empty()
         }
         Load::Closed(c) => {
+            if let Some(ji) = journeys
+                .iter()
+                .position(|j| j.think_time.is_some() && j.steps.len() == 1)
+            {
+                return Err((
+                    vec![k("journeys"), Seg::Index(ji), k("think_time")],
+                    format!(
+                        "think_time is a pause between a journey's steps, and journey `{}` has \
+                         one step: it would never pause (fewer users lower the load instead)",
+                        journeys[ji].name
+                    ),
+                ));
+            }
             for (i, p) in c.phases.iter().enumerate() {
                 let (kind, d) = match p {
                     UserPhase::Ramp { duration, .. } => ("ramp", duration.0),
