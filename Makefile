@@ -22,11 +22,12 @@ export CARGO_TERM_COLOR ?= never
 
 GOBIN := $(shell go env GOPATH 2>/dev/null)/bin
 GOLANGCI_LINT := $(GOBIN)/golangci-lint
+ACTIONLINT := $(GOBIN)/actionlint
 SERVICE := reference-service
 # sqlc's generated code is checked in; `make test` regenerates it in memory and fails on a diff.
 SQLC_VERSION := v1.31.1
 
-.PHONY: help setup test demo drill demo-run drill-run test-platform test-go test-rust build bench-service bench-verifier
+.PHONY: help setup test demo drill demo-run drill-run test-platform test-go test-rust test-ci-templates build bench-service bench-verifier
 
 help:
 	@echo "make demo   run the main job: the smoke gate end to end (see README.md)"
@@ -37,7 +38,7 @@ setup:
 	@bash platform/setup.sh
 
 test: setup
-	@$(MAKE) test-platform test-go test-rust
+	@$(MAKE) test-platform test-go test-rust test-ci-templates
 	@echo "make test: every suite passed"
 
 # First: its sweep check removes every kit-labelled container, so no suite may run beside it.
@@ -59,6 +60,13 @@ test-rust:
 	@cargo fmt --all --check
 	@cargo clippy --workspace --all-targets --locked -- -D warnings
 	@cargo test --workspace --locked --no-fail-fast
+
+# The pipeline templates teams copy: actionlint over the workflow (and its use of the gate
+# action), then the structure of the action and of the GitLab job.
+test-ci-templates:
+	@echo "== ci templates: actionlint, the gate action, the GitLab job"
+	@$(ACTIONLINT) .github/workflows/*.yml
+	@cargo test --locked -p verifier --test ci_templates
 
 build:
 	@cd $(SERVICE) && go build -o ../target/bin/ ./cmd/...

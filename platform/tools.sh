@@ -7,6 +7,8 @@ KIT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$KIT_ROOT/platform/lib.sh"
 
 GOLANGCI_LINT_VERSION=v2.15.0
+# Lints the GitHub workflow and checks its use of the gate action (make test-ci-templates).
+ACTIONLINT_VERSION=v1.7.12
 
 command -v go >/dev/null 2>&1 || die "go is missing: install Go 1.26 (https://go.dev/dl/)"
 command -v cargo >/dev/null 2>&1 || die "cargo is missing: install Rust 1.95 with rustup (https://rustup.rs)"
@@ -21,6 +23,13 @@ if ! "$gobin/golangci-lint" version 2>/dev/null | grep -q "version ${GOLANGCI_LI
   log="$KIT_STATE_DIR/logs/golangci-lint-install.log"
   GOBIN="$gobin" timeout 900 go install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$GOLANGCI_LINT_VERSION" >"$log" 2>&1 ||
     die "go install golangci-lint $GOLANGCI_LINT_VERSION failed: $(tail -n 1 "$log") (full log: $log)"
+fi
+
+if [ "$("$gobin/actionlint" -version 2>/dev/null | head -n 1)" != "$ACTIONLINT_VERSION" ]; then
+  note "installing actionlint $ACTIONLINT_VERSION (once)"
+  log="$KIT_STATE_DIR/logs/actionlint-install.log"
+  GOBIN="$gobin" timeout 900 go install "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION" >"$log" 2>&1 ||
+    die "go install actionlint $ACTIONLINT_VERSION failed: $(tail -n 1 "$log") (full log: $log)"
 fi
 
 # Prometheus and promtool: the rollback-trigger tests query a real Prometheus on loopback, and the

@@ -269,6 +269,7 @@ fn plan(args: &PlanArgs) -> u8 {
 async fn run(args: RunArgs) -> u8 {
     use crate::load::{Stop, StopReason};
     use crate::report::progress::Mode;
+    silence_stdout();
     let stop = Stop::new();
     // SIGINT (Ctrl-C), SIGTERM (what CI runners and Kubernetes send) and SIGHUP stop the load;
     // the run then writes its partial report and exits with the verdict so far. Installed before
@@ -390,4 +391,16 @@ fn compare(args: &CompareArgs) -> u8 {
         }
     }
     out.verdict.status.exit_code()
+}
+
+/// `run` writes nothing to stdout: progress, the summary and errors go to stderr, the reports to
+/// files. goose prints `N users launched.` with `println!` whatever its quiet setting, so the
+/// run's stdout is pointed at /dev/null rather than let an embedded library's chatter reach a
+/// pipeline that reads it.
+fn silence_stdout() {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2_stdout(&null);
+    }
 }

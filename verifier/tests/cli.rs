@@ -351,4 +351,38 @@ load:
         "{json}"
     );
     assert!(!reports.join(".verifier.lock").exists());
+
+/// `run` writes nothing to stdout: the summary and progress go to stderr, the reports to files.
+/// goose prints `N users launched.` on its own, which must not reach a pipeline reading stdout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_model_run_prints_nothing_on_stdout() {
+    let _serial = support::SERIAL.lock().await;
+    let srv = support::start(Duration::from_millis(1)).await;
+    let (dir, path) = support::scenario_file(
+        "name: quiet\njourneys:\n  - name: j\n    steps:\n      - { name: a, method: GET, path: /x }\n\
+         load:\n  closed:\n    phases:\n      - ramp: { users: 3, duration: 1s }\n      \
+         - steady: { duration: 1s }\n",
+    );
+    let out = tokio::process::Command::new(BIN)
+        .arg("run")
+        .arg(&path)
+        .args(["--target", &srv.url, "--progress", "lines"])
+        .arg("--report-dir")
+        .arg(dir.path().join("report"))
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // No budgets: the run records and is inconclusive.
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        srv.state.requests.load(std::sync::atomic::Ordering::SeqCst) > 10,
+        "{stderr}"
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "", "stderr: {stderr}");
+    assert!(!stderr.contains("users launched"), "{stderr}");
+    assert!(
+        stderr.contains("INCONCLUSIVE"),
+        "the summary is on stderr: {stderr}"
+    );
 }

@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use verifier::load::Stop;
@@ -59,8 +60,9 @@ budgets:
     assert_eq!(r.model, "closed");
     let create = r.endpoints.iter().find(|e| e.name == "create").unwrap();
     let read = r.endpoints.iter().find(|e| e.name == "read").unwrap();
-    // Each user iteration takes about 10 + 50 + 10 + 50 ms: 4 users for ~2.5 s is
-    // on the order of 80 journeys; think time keeps it far below an unpaced loop.
+    // Each user iteration takes about 10 + 50 + 10 ms (the pause is between the steps, not
+    // after the last): 4 users for ~2.5 s is on the order of 100 journeys; think time keeps it
+    // far below an unpaced loop.
     assert!(
         create.requests >= 30 && create.requests <= 200,
         "create {}",
@@ -83,5 +85,73 @@ budgets:
         Status::Pass,
         "{}",
         verifier::report::terminal(r)
+    );
+}
+
+/// Think time is a pause between a journey's steps, never after its last one: with one user,
+/// the server sees `first` → (pause) → `second` → `first` of the next journey at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn think_time_pauses_between_steps_not_after_the_last() {
+    let _serial = support::SERIAL.lock().await;
+    let seen: Arc<Mutex<Vec<(Instant, String)>>> = Arc::default();
+    let log = seen.clone();
+    let (url, _task) = support::serve(move |req| {
+        log.lock()
+            .unwrap()
+            .push((Instant::now(), req.target.clone()));
+        async { Some("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}".to_owned()) }
+    })
+    .await;
+    let (dir, path) = support::scenario_file(
+        r#"
+name: think
+journeys:
+  - name: two-steps
+    think_time: 300ms
+    steps:
+      - { name: first, method: GET, path: /first }
+      - { name: second, method: GET, path: /second }
+load:
+  closed:
+    phases:
+      - ramp: { users: 1, duration: 1s }
+      - steady: { duration: 2s }
+"#,
+    );
+    let opts = RunOptions {
+        scenario: path,
+        target: Some(url),
+        report_dir: dir.path().join("report"),
+        progress: Mode::Off,
+    };
+    run(&opts, Stop::new(), &|_| None).await.unwrap();
+    // The preflight's request comes before any journey.
+    let seen: Vec<(Instant, String)> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, p)| p == "/first" || p == "/second")
+        .cloned()
+        .collect();
+    let (mut within, mut between) = (Vec::new(), Vec::new());
+    for w in seen.windows(2) {
+        let gap = w[1].0 - w[0].0;
+        match (w[0].1.as_str(), w[1].1.as_str()) {
+            ("/first", "/second") => within.push(gap),
+            ("/second", "/first") => between.push(gap),
+            other => panic!("out of order: {other:?} in {seen:?}"),
+        }
+    }
+    assert!(
+        within.len() >= 3 && between.len() >= 2,
+        "{within:?} {between:?}"
+    );
+    assert!(
+        within.iter().all(|g| *g >= Duration::from_millis(280)),
+        "the pause between the steps: {within:?}"
+    );
+    assert!(
+        between.iter().all(|g| *g < Duration::from_millis(150)),
+        "no pause after the last step: {between:?}"
     );
 }

@@ -49,7 +49,54 @@ fn unreadable_file() {
 fn yaml_syntax() {
     assert_eq!(
         err("name: t\njourneys: [\n"),
-        "t.yaml:3:1: field `journeys`: did not find expected node content"
+        "t.yaml:3:1: not valid YAML: did not find expected node content, while parsing a flow node"
+    );
+}
+
+/// A syntax error is about the text, not a field: its position and the scanner's words, never
+/// the path the typed parse happened to have reached (`field `?``).
+#[test]
+fn yaml_syntax_names_no_field() {
+    assert_eq!(
+        err("name: t\n  bad: [\n"),
+        "t.yaml:2:6: not valid YAML: mapping values are not allowed in this context (check the indentation, or quote a value that contains `: `)"
+    );
+    assert_eq!(
+        err("name: t\njourneys:\n\t- x\n"),
+        "t.yaml:3:1: not valid YAML: found character that cannot start any token, while scanning for the next token (YAML indents with spaces, not tabs)"
+    );
+    assert_eq!(
+        err("name: \"t\n"),
+        "t.yaml:2:1: not valid YAML: found unexpected end of stream, while scanning a quoted scalar that starts at line 1 column 7"
+    );
+    // Found before the typed parse could blame the first key.
+    assert_eq!(
+        err("a: b: c\n"),
+        "t.yaml:1:5: not valid YAML: mapping values are not allowed in this context (check the indentation, or quote a value that contains `: `)"
+    );
+}
+
+#[test]
+fn think_time_on_a_one_step_journey() {
+    let closed = BASE.replace(
+        "  open:\n    phases:\n      - steady: { rate: 1, duration: 1s }",
+        "  closed:\n    phases:\n      - ramp: { users: 1, duration: 1s }",
+    );
+    assert!(closed.contains("closed:"));
+    verifier::plan::parse(Path::new("t.yaml"), &closed).unwrap();
+    let e = err(&closed.replacen("    steps:", "    think_time: 1s\n    steps:", 1));
+    assert_eq!(
+        e,
+        "t.yaml:4:17: field `journeys[0].think_time`: think_time is a pause between a journey's steps, and journey `j` has one step: it would never pause (fewer users lower the load instead)"
+    );
+}
+
+#[test]
+fn think_time_in_the_open_model() {
+    let e = err(&with("    steps:", "    think_time: 100ms\n    steps:"));
+    assert_eq!(
+        e,
+        "t.yaml:4:17: field `journeys[0].think_time`: think_time applies to the closed model only: open-model arrivals run their steps back to back (lower the rate instead)"
     );
 }
 
@@ -105,15 +152,57 @@ fn unknown_load_model() {
 fn wrong_type() {
     assert_eq!(
         err(&with("rate: 1,", "rate: fast,")),
-        "t.yaml:11:25: field `load.open.phases[0].steady.rate`: invalid type: string \"fast\", expected f64"
+        "t.yaml:11:25: field `load.open.phases[0].steady.rate`: invalid type: string \"fast\", expected f64; write journeys started per second as a plain number, e.g. `rate: 200` for 200/s"
     );
+}
+
+#[test]
+fn rate_written_with_its_unit_gets_the_plain_form() {
+    assert_eq!(
+        err(&with("rate: 1,", "rate: \"200/s\",")),
+        "t.yaml:11:25: field `load.open.phases[0].steady.rate`: invalid type: string \"200/s\", expected f64; write journeys started per second as a plain number, e.g. `rate: 200` for 200/s"
+    );
+    let ramp = BASE.replace(
+        "steady: { rate: 1, duration: 1s }",
+        "ramp: { from: 5/s, to: 40, duration: 1s }",
+    );
+    assert!(
+        err(&ramp).ends_with(
+            "; write journeys started per second as a plain number, e.g. `from: 200` for 200/s"
+        ),
+        "{}",
+        err(&ramp)
+    );
+}
+
+#[test]
+fn error_rate_written_as_a_percentage_gets_the_fraction_form() {
+    assert_eq!(
+        err(&format!("{BASE}budgets:\n  error_rate: 1%\n")),
+        "t.yaml:13:15: field `budgets.error_rate`: invalid type: string \"1%\", expected f64; write an error rate as a fraction from 0 to 1, e.g. `error_rate: 0.01` for 1 %"
+    );
+}
+
+#[test]
+fn micro_seconds_are_durations_in_either_spelling() {
+    for d in ["250us", "250µs"] {
+        let s = verifier::plan::parse(
+            Path::new("t.yaml"),
+            &format!("{BASE}budgets:\n  endpoints:\n    a: {{ p50: {d} }}\n"),
+        )
+        .unwrap_or_else(|e| panic!("{d}: {e}"));
+        assert_eq!(
+            s.budgets.endpoints["a"].p50.unwrap().0,
+            std::time::Duration::from_micros(250)
+        );
+    }
 }
 
 #[test]
 fn duration_without_unit() {
     assert_eq!(
         err(&with("duration: 1s", "duration: 10")),
-        "t.yaml:11:38: field `load.open.phases[0].steady.duration`: duration `10` has no unit (use us, ms, s, m or h, e.g. 250ms)"
+        "t.yaml:11:38: field `load.open.phases[0].steady.duration`: duration `10` has no unit (use us (or µs), ms, s, m or h, e.g. 250ms)"
     );
 }
 
@@ -121,7 +210,7 @@ fn duration_without_unit() {
 fn duration_with_unknown_unit() {
     assert_eq!(
         err(&with("duration: 1s", "duration: 3 days")),
-        "t.yaml:11:38: field `load.open.phases[0].steady.duration`: duration `3 days` has unknown unit `days` (use us, ms, s, m or h, e.g. 250ms)"
+        "t.yaml:11:38: field `load.open.phases[0].steady.duration`: duration `3 days` has unknown unit `days` (use us (or µs), ms, s, m or h, e.g. 250ms)"
     );
 }
 

@@ -19,7 +19,9 @@ use crate::scenario::Dur;
 pub struct Fault {
     /// Unique name; also the name of the Toxiproxy toxic that carries it.
     pub name: String,
-    /// The dependency it hits, e.g. `postgres`, `redis`, `nats`, `payments`.
+    /// The dependency it hits, by name: with `environment: external`, a key of its `proxies`
+    /// (any name you gave a proxy, the service's own included); with `testcontainers`, one of
+    /// its `dependencies` (`postgres`, `redis`, `nats`, `payments`).
     pub target: String,
     /// When it starts, from the start of the load.
     pub start: Dur,

@@ -1,4 +1,5 @@
-//! Closed model: virtual users run journeys back to back with think time, on goose
+//! Closed model: virtual users run journeys back to back, pausing for the journey's think
+//! time between its steps (not after the last), on goose
 //! embedded as a library. Every step records into the same [`Collector`] as the open
 //! model; goose's own metrics are switched off.
 //!
@@ -76,34 +77,45 @@ pub async fn run(
     crate::logging::install();
     let seq = Arc::new(AtomicU64::new(0));
     let started = Arc::new(AtomicU64::new(0));
+    // A pause never outlasts the plan: goose waits for every user's transaction to return
+    // before it ends, and a user still thinking at the end has nothing left to send.
+    let end = Instant::now() + plan.planned;
 
     let mut attack = GooseAttack::initialize_with_config(GooseConfiguration::default())
         .map_err(|e| format!("goose: {e:?}"))?;
     for (ji, j) in plan.journeys.iter().enumerate() {
+        // Think time is not goose's wait time: goose waits after every transaction, the last
+        // of a journey included, and the scenario format pauses only between steps. The pause
+        // is taken in `step`, before every step but the first.
         let mut sc = Scenario::new(&j.name)
             .set_weight(j.weight as usize)
             .map_err(|e| format!("goose: {e:?}"))?;
-        if let Some(t) = j.think_time {
-            sc = sc
-                .set_wait_time(t, t)
-                .map_err(|e| format!("goose: {e:?}"))?;
-        }
         for si in 0..j.steps.len() {
-            let (plan, collector, seq, started) = (
+            let (plan, collector, seq, started, stop) = (
                 plan.clone(),
                 collector.clone(),
                 seq.clone(),
                 started.clone(),
+                stop.clone(),
             );
             let f: TransactionFunction = Arc::new(move |user: &mut GooseUser| {
-                let (plan, collector, seq, started) = (
+                let (plan, collector, seq, started, stop) = (
                     plan.clone(),
                     collector.clone(),
                     seq.clone(),
                     started.clone(),
+                    stop.clone(),
                 );
                 Box::pin(async move {
-                    step(user, &plan, ji, si, &collector, &seq, &started).await;
+                    let ctx = StepContext {
+                        plan: &plan,
+                        collector: &collector,
+                        seq: &seq,
+                        started: &started,
+                        stop: &stop,
+                        end,
+                    };
+                    step(user, &ctx, ji, si).await;
                     Ok(())
                 })
             });
@@ -156,18 +168,50 @@ pub async fn run(
     })
 }
 
-async fn step(
-    user: &mut GooseUser,
-    plan: &Plan,
-    ji: usize,
-    si: usize,
-    collector: &Collector,
-    seq: &AtomicU64,
-    started: &AtomicU64,
-) {
+/// What every step of a run shares.
+struct StepContext<'a> {
+    plan: &'a Plan,
+    collector: &'a Collector,
+    seq: &'a AtomicU64,
+    started: &'a AtomicU64,
+    stop: &'a Stop,
+    /// The end of the planned load.
+    end: Instant,
+}
+
+/// How long a user whose plan has ended waits before goose asks again: goose runs transactions
+/// back to back until it tells the user to exit, and a step that returns at once would spin.
+const PAST_END_IDLE: Duration = Duration::from_millis(50);
+
+/// The journey's think time before step `si`: none before the first step (so none after the
+/// last). False when the step is not to be sent: the run stopped, or the plan ended before the
+/// journey started or during the pause.
+async fn think(ctx: &StepContext<'_>, ji: usize, si: usize) -> bool {
+    if si == 0 && Instant::now() >= ctx.end {
+        tokio::select! {
+            () = tokio::time::sleep(PAST_END_IDLE) => {}
+            () = ctx.stop.stopped() => {}
+        }
+        return false;
+    }
+    let Some(t) = ctx.plan.journeys[ji].think_time.filter(|_| si > 0) else {
+        return true;
+    };
+    let wanted = Instant::now() + t;
+    let until = wanted.min(ctx.end);
+    tokio::select! {
+        () = tokio::time::sleep_until(until.into()) => {}
+        () = ctx.stop.stopped() => return false,
+    }
+    until == wanted && !ctx.stop.is_stopped()
+}
+
+async fn step(user: &mut GooseUser, ctx: &StepContext<'_>, ji: usize, si: usize) {
+    let (plan, collector, seq) = (ctx.plan, ctx.collector, ctx.seq);
     let step = &plan.journeys[ji].steps[si];
     if si == 0 {
-        started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ctx.started
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         user.set_session_data(Session::default());
     }
     let (vars, broken) = match user.get_session_data::<Session>() {
@@ -175,6 +219,12 @@ async fn step(
         None => (HashMap::new(), false),
     };
     if broken {
+        return;
+    }
+    if !think(ctx, ji, si).await {
+        if let Some(s) = user.get_session_data_mut::<Session>() {
+            s.broken = true;
+        }
         return;
     }
     let (path, headers, body) = step.render(seq, &vars);

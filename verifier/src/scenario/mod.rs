@@ -66,7 +66,8 @@ pub struct Journey {
     /// Relative share of users or arrivals that run this journey.
     #[serde(default = "one")]
     pub weight: std::num::NonZeroU32,
-    /// Pause between steps (closed model only: open-model arrivals never wait).
+    /// Pause between consecutive steps, not after the last one (closed model only: open-model
+    /// arrivals never wait, and a one-step journey has nothing to pause between).
     #[serde(default)]
     pub think_time: Option<Dur>,
     pub steps: Vec<Step>,
@@ -253,16 +254,50 @@ impl LatencyBudget {
 }
 
 /// A duration written the human way: `250ms`, `1.5s`, `2m`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dur(pub Duration);
+
+/// Written back the way a person writes it (`2s`, `250ms`), so the schema's defaults and
+/// anything serialized from a scenario parse again as durations.
+impl Serialize for Dur {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// The largest unit that writes the duration exactly: `1h`, `2m`, `2s`, `250ms`, `10us`.
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        let (secs, nanos) = (d.as_secs(), d.subsec_nanos());
+        if nanos == 0 {
+            match secs {
+                0 => f.write_str("0s"),
+                s if s.is_multiple_of(3600) => write!(f, "{}h", s / 3600),
+                s if s.is_multiple_of(60) => write!(f, "{}m", s / 60),
+                s => write!(f, "{s}s"),
+            }
+        } else if nanos.is_multiple_of(1_000_000) {
+            write!(f, "{}ms", d.as_millis())
+        } else if nanos.is_multiple_of(1_000) {
+            write!(f, "{}us", d.as_micros())
+        } else {
+            // Below a microsecond only seconds with a fraction say it exactly.
+            write!(f, "{secs}.{nanos:09}s")
+        }
+    }
+}
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(ParseVisitor("a duration such as 250ms", |s: &str| {
+        d.deserialize_str(ParseVisitor(DURATION_EXPECTED, |s: &str| {
             parse_duration(s).map(Dur)
         }))
     }
 }
+
+/// What a duration field expects, in a type error (`duration: 10` is not a duration).
+const DURATION_EXPECTED: &str = "a duration with its unit: us (or µs), ms, s, m or h, e.g. 250ms";
 
 /// Parses a string inside the deserializer's visit, so errors carry the scalar's position.
 pub struct ParseVisitor<F>(pub &'static str, pub F);
@@ -284,7 +319,7 @@ pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Parses `250ms`, `1.5s`, `2m`, `1h`, `10us`; refuses what no field could take (negative,
 /// not finite, beyond [`MAX_DURATION`]) instead of panicking on it.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    const UNITS: &str = "use us, ms, s, m or h, e.g. 250ms";
+    const UNITS: &str = "use us (or µs), ms, s, m or h, e.g. 250ms";
     let t = s.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -321,7 +356,7 @@ impl JsonSchema for Dur {
         schemars::json_schema!({
             "type": "string",
             "pattern": "^[0-9]+(\\.[0-9]+)?(us|µs|ms|s|m|h)$",
-            "description": "A duration such as 250ms, 1.5s, 2m"
+            "description": "A duration: a number and its unit, us (or µs), ms, s, m or h, e.g. 250us, 250ms, 1.5s, 2m, 1h"
         })
     }
 }
@@ -444,6 +479,18 @@ pub fn deserialize_located<T: serde::de::DeserializeOwned>(
     file: &Path,
     text: &str,
 ) -> Result<T, ScenarioError> {
+    // A text that is not YAML at all fails here, before any field is walked: the path the typed
+    // parse had reached when the scanner gave up names no field that is wrong.
+    if let Err(e) = serde_norway::from_str::<serde::de::IgnoredAny>(text) {
+        let at = e.location().map(|l| (l.line(), l.column()));
+        return Err(ScenarioError {
+            file: file.to_owned(),
+            line: at.map(|a| a.0),
+            column: at.map(|a| a.1),
+            field: String::new(),
+            message: syntax_message(&e.to_string(), text, at),
+        });
+    }
     let de = serde_norway::Deserializer::from_str(text);
     let mut track = serde_path_to_error::Track::new();
     let tracked = serde_path_to_error::Deserializer::new(de, &mut track);
@@ -481,6 +528,9 @@ pub fn deserialize_located<T: serde::de::DeserializeOwned>(
                 };
             }
         }
+        if let Some(h) = number_hint(&field, &message) {
+            message = format!("{message}; {h}");
+        }
         ScenarioError {
             file: file.to_owned(),
             line: at.map(|a| a.0),
@@ -489,6 +539,54 @@ pub fn deserialize_located<T: serde::de::DeserializeOwned>(
             message,
         }
     })
+}
+
+/// The form a number field takes, for a value written with its unit (`rate: 200/s`,
+/// `error_rate: 1%`): the type error alone does not say how to write it.
+fn number_hint(field: &str, message: &str) -> Option<String> {
+    if !message.starts_with("invalid type: string") {
+        return None;
+    }
+    let key = field.rsplit('.').next().unwrap_or(field);
+    let key = key.split('[').next().unwrap_or(key);
+    Some(match key {
+        "rate" | "from" | "to" if field.starts_with("load.open.") => format!(
+            "write journeys started per second as a plain number, e.g. `{key}: 200` for 200/s"
+        ),
+        "error_rate" => {
+            "write an error rate as a fraction from 0 to 1, e.g. `error_rate: 0.01` for 1 %".into()
+        }
+        "min_throughput" => {
+            "write requests per second as a plain number, e.g. `min_throughput: 60`".into()
+        }
+        _ => return None,
+    })
+}
+
+/// The scanner's message with its position said once: the problem's own position is the
+/// error's line and column; the context's (where a quoted scalar or a flow began) stays in words.
+fn syntax_message(raw: &str, text: &str, at: Option<(usize, usize)>) -> String {
+    let mut msg = raw.to_owned();
+    if let Some((line, col)) = at {
+        msg = msg.replacen(&format!(" at line {line} column {col}"), "", 1);
+    }
+    // What is left of a position belongs to the context: "while scanning a quoted scalar at
+    // line 1 column 7".
+    let msg = msg.replace(" at line ", " that starts at line ");
+    let hint = match at {
+        Some((line, col)) if msg.starts_with("found character that cannot start any token") => {
+            let c = text
+                .lines()
+                .nth(line.saturating_sub(1))
+                .and_then(|l| l.chars().nth(col.saturating_sub(1)));
+            (c == Some('\t')).then_some(" (YAML indents with spaces, not tabs)")
+        }
+        _ if msg.starts_with("mapping values are not allowed") => {
+            Some(" (check the indentation, or quote a value that contains `: `)")
+        }
+        _ => None,
+    };
+    format!("not valid YAML: {msg}{}", hint.unwrap_or(""))
 }
 
 /// serde_norway appends " at line L column C"; the location is reported separately.
@@ -633,6 +731,19 @@ pub fn validate_core(
             o.phases.is_empty()
         }
         Load::Closed(c) => {
+            if let Some(ji) = journeys
+                .iter()
+                .position(|j| j.think_time.is_some() && j.steps.len() == 1)
+            {
+                return Err((
+                    vec![k("journeys"), Seg::Index(ji), k("think_time")],
+                    format!(
+                        "think_time is a pause between a journey's steps, and journey `{}` has \
+                         one step: it would never pause (fewer users lower the load instead)",
+                        journeys[ji].name
+                    ),
+                ));
+            }
             for (i, p) in c.phases.iter().enumerate() {
                 let (kind, d) = match p {
                     UserPhase::Ramp { duration, .. } => ("ramp", duration.0),
