@@ -353,7 +353,10 @@ func (a *API) listOrders(w http.ResponseWriter, r *http.Request) {
 	}
 	page := domain.PageRequest{Limit: 20}
 	var bad domain.ValidationError
-	if s := q.Get("limit"); s != "" {
+	// Present but empty is not an integer: refused, as the contract's type says. (An empty cursor
+	// is documented as none.)
+	if q.Has("limit") {
+		s := q.Get("limit")
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 100 {
 			bad.Add("limit", "must be an integer from 1 to 100")

@@ -349,6 +349,7 @@ func testBadInput(t *testing.T, d deps) {
 		{"/v1/orders?limit=0", "limit"},
 		{"/v1/orders?limit=abc", "limit"},
 		{"/v1/orders?limit=101", "limit"},
+		{"/v1/orders?limit=", "limit"},
 		{"/v1/orders?cursor=!!!", "cursor"},
 		{"/v1/orders?cursor=%zz", "query"},
 		{"/v1/orders?cursor=bm90LWpzb24", "cursor"},
