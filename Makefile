@@ -27,7 +27,7 @@ SERVICE := reference-service
 # sqlc's generated code is checked in; `make test` regenerates it in memory and fails on a diff.
 SQLC_VERSION := v1.31.1
 
-.PHONY: help setup test demo drill demo-run drill-run test-platform test-go test-rust test-ci-templates build bench-service bench-verifier
+.PHONY: help setup test demo drill demo-run drill-run test-platform test-go test-contract test-rust test-ci-templates build bench-service bench-verifier
 
 help:
 	@echo "make demo   run the main job: the smoke gate end to end (see README.md)"
@@ -38,7 +38,7 @@ setup:
 	@bash platform/setup.sh
 
 test: setup
-	@$(MAKE) test-platform test-go test-rust test-ci-templates
+	@$(MAKE) test-platform test-go test-contract test-rust test-ci-templates
 	@echo "make test: every suite passed"
 
 # First: its sweep check removes every kit-labelled container, so no suite may run beside it.
@@ -54,6 +54,12 @@ test-go:
 	@cd $(SERVICE) && $(GOLANGCI_LINT) run ./...
 	@cd $(SERVICE) && go run github.com/sqlc-dev/sqlc/cmd/sqlc@$(SQLC_VERSION) diff
 	@cd $(SERVICE) && go test -race -count=1 ./...
+
+# Schemathesis against the service and its real dependencies in containers: every check, the
+# stateful phase, a tenant and an admin token; zero failures and zero server errors (~100 s).
+test-contract:
+	@echo "== contract: schemathesis fuzz of reference-service/api/openapi.yaml"
+	@bash platform/tests/contract_fuzz.sh
 
 test-rust:
 	@echo "== rust: fmt, clippy, tests (verifier)"

@@ -9,6 +9,9 @@ KIT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GOLANGCI_LINT_VERSION=v2.15.0
 # Lints the GitHub workflow and checks its use of the gate action (make test-ci-templates).
 ACTIONLINT_VERSION=v1.7.12
+# The OpenAPI fuzzer of platform/tests/contract_fuzz.sh, from PyPI into a virtual environment of
+# its own under .kit/ (nothing is installed into the system's Python).
+SCHEMATHESIS_VERSION=4.32.5
 
 command -v go >/dev/null 2>&1 || die "go is missing: install Go 1.26 (https://go.dev/dl/)"
 command -v cargo >/dev/null 2>&1 || die "cargo is missing: install Rust 1.95 with rustup (https://rustup.rs)"
@@ -49,4 +52,23 @@ if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
     systemctl disable --now prometheus >/dev/null 2>&1 || true
   fi
+fi
+
+# Schemathesis: a virtual environment made with Python 3.10 or newer, kept while it holds the pinned
+# version; remade (--clear) otherwise.
+venv="$KIT_STATE_DIR/venv-schemathesis"
+if ! "$venv/bin/st" --version 2>/dev/null | grep -qx "st, version $SCHEMATHESIS_VERSION"; then
+  python=
+  for p in python3.13 python3.12 python3.11 python3.10 python3; do
+    if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import sys, venv; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+      python=$p
+      break
+    fi
+  done
+  [ -n "$python" ] || die "Python 3.10 or newer with the venv module is missing (Debian: apt-get install python3-venv); schemathesis needs it"
+  note "installing schemathesis $SCHEMATHESIS_VERSION into $venv (once)"
+  log="$KIT_STATE_DIR/logs/schemathesis-install.log"
+  timeout 120 "$python" -m venv --clear "$venv" >"$log" 2>&1 || die "$python -m venv failed: $(tail -n 1 "$log") (full log: $log)"
+  timeout 600 "$venv/bin/pip" install --disable-pip-version-check --no-input -q "schemathesis==$SCHEMATHESIS_VERSION" >>"$log" 2>&1 ||
+    die "pip install schemathesis $SCHEMATHESIS_VERSION failed: $(tail -n 1 "$log") (full log: $log)"
 fi

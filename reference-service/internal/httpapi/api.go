@@ -8,11 +8,14 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -167,9 +170,38 @@ func toDTO(o domain.Order) orderDTO {
 }
 
 type itemDTO struct {
-	SKU            *string `json:"sku"`
-	Quantity       *int64  `json:"quantity"`
-	UnitPriceMinor *int64  `json:"unit_price_minor"`
+	SKU            *string      `json:"sku"`
+	Quantity       *wholeNumber `json:"quantity"`
+	UnitPriceMinor *wholeNumber `json:"unit_price_minor"`
+}
+
+// wholeNumber is a JSON number without a fractional part, in any notation: JSON Schema's
+// `integer` (the contract's type) admits 2.0 and 2e0 as well as 2, and so does the service.
+// Strings, fractions and numbers beyond int64 are refused as encoding/json refuses them for an
+// int64, naming the field.
+type wholeNumber int64
+
+func (n *wholeNumber) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	if s == "null" {
+		return nil // as for *int64: the field stays missing and is reported as required
+	}
+	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+		*n = wholeNumber(i)
+		return nil
+	}
+	// 2^63 is exactly representable; anything at or past it does not fit.
+	if f, err := strconv.ParseFloat(s, 64); err == nil && s[0] != '"' && f == math.Trunc(f) && math.Abs(f) < 1<<63 {
+		*n = wholeNumber(f)
+		return nil
+	}
+	what := "number " + s
+	if s[0] == '"' {
+		what = "string"
+	} else if s[0] == '{' || s[0] == '[' || s == "true" || s == "false" {
+		what = map[byte]string{'{': "object", '[': "array", 't': "bool", 'f': "bool"}[s[0]]
+	}
+	return &json.UnmarshalTypeError{Value: what, Type: reflect.TypeFor[int64]()}
 }
 
 type createOrderRequest struct {
@@ -198,7 +230,7 @@ func (c createOrderRequest) parse() (domain.NewOrder, error) {
 			req(fmt.Sprintf("items[%d].quantity", i), it.Quantity != nil)
 			req(fmt.Sprintf("items[%d].unit_price_minor", i), it.UnitPriceMinor != nil)
 			if it.SKU != nil && it.Quantity != nil && it.UnitPriceMinor != nil {
-				in.Items = append(in.Items, domain.Item{SKU: *it.SKU, Quantity: *it.Quantity, UnitPriceMinor: *it.UnitPriceMinor})
+				in.Items = append(in.Items, domain.Item{SKU: *it.SKU, Quantity: int64(*it.Quantity), UnitPriceMinor: int64(*it.UnitPriceMinor)})
 			}
 		}
 	}
@@ -313,11 +345,6 @@ type pageDTO struct {
 	NextCursor *string    `json:"next_cursor"`
 }
 
-type cursorDTO struct {
-	CreatedAt time.Time `json:"t"`
-	ID        uuid.UUID `json:"id"`
-}
-
 func (a *API) listOrders(w http.ResponseWriter, r *http.Request) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
@@ -326,7 +353,10 @@ func (a *API) listOrders(w http.ResponseWriter, r *http.Request) {
 	}
 	page := domain.PageRequest{Limit: 20}
 	var bad domain.ValidationError
-	if s := q.Get("limit"); s != "" {
+	// Present but empty is not an integer: refused, as the contract's type says. (An empty cursor
+	// is documented as none.)
+	if q.Has("limit") {
+		s := q.Get("limit")
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 100 {
 			bad.Add("limit", "must be an integer from 1 to 100")
@@ -336,7 +366,7 @@ func (a *API) listOrders(w http.ResponseWriter, r *http.Request) {
 	if s := q.Get("cursor"); s != "" {
 		c, err := decodeCursor(s)
 		if err != nil {
-			bad.Add("cursor", "must be a next_cursor returned by this API")
+			bad.Add("cursor", "must be 32 characters of A-Z, a-z, 0-9, - and _ (a next_cursor)")
 		}
 		page.After = c
 	}
@@ -360,24 +390,43 @@ func (a *API) listOrders(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// A cursor is the position of a page's last order, (created_at, id), packed as 8 bytes of
+// big-endian Unix microseconds (PostgreSQL's precision) then the 16 bytes of the id, in unpadded
+// base64url: always 32 characters. Every 32-character base64url string decodes to a position,
+// so the contract's pattern (cursorLen characters of [A-Za-z0-9_-]) is exactly what is accepted;
+// a position no page ended on still lists the orders older than it.
+const cursorLen = 32
+
+// Positions are clamped to years 1 to 9999, inside PostgreSQL's timestamptz range; every order
+// is created within it, so the clamp changes no page.
+var (
+	cursorMinMicros = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+	cursorMaxMicros = time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC).UnixMicro()
+)
+
 func encodeCursor(c domain.Cursor) string {
-	b, _ := json.Marshal(cursorDTO{CreatedAt: c.CreatedAt, ID: c.ID})
-	return base64.RawURLEncoding.EncodeToString(b)
+	var b [24]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(c.CreatedAt.UnixMicro())) //nolint:gosec // two's complement round-trips through int64 below.
+	copy(b[8:], c.ID[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 func decodeCursor(s string) (*domain.Cursor, error) {
-	if len(s) > 200 {
-		return nil, fmt.Errorf("cursor too long")
+	if len(s) != cursorLen {
+		return nil, fmt.Errorf("cursor of %d characters, not %d", len(s), cursorLen)
 	}
-	b, err := base64.RawURLEncoding.DecodeString(s)
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
 	if err != nil {
 		return nil, fmt.Errorf("cursor encoding: %w", err)
 	}
-	var c cursorDTO
-	if err := json.Unmarshal(b, &c); err != nil || c.ID == uuid.Nil || c.CreatedAt.IsZero() {
-		return nil, fmt.Errorf("cursor content")
+	// The decoder skips CR and LF; such a cursor decodes short.
+	if len(b) != 24 {
+		return nil, fmt.Errorf("cursor of %d bytes, not 24", len(b))
 	}
-	return &domain.Cursor{CreatedAt: c.CreatedAt, ID: c.ID}, nil
+	micros := min(max(int64(binary.BigEndian.Uint64(b[:8])), cursorMinMicros), cursorMaxMicros) //nolint:gosec // any 64 bits are a position; clamped.
+	var id uuid.UUID
+	copy(id[:], b[8:])
+	return &domain.Cursor{CreatedAt: time.UnixMicro(micros).UTC(), ID: id}, nil
 }
 
 type switchesDTO struct {

@@ -349,6 +349,7 @@ func testBadInput(t *testing.T, d deps) {
 		{"/v1/orders?limit=0", "limit"},
 		{"/v1/orders?limit=abc", "limit"},
 		{"/v1/orders?limit=101", "limit"},
+		{"/v1/orders?limit=", "limit"},
 		{"/v1/orders?cursor=!!!", "cursor"},
 		{"/v1/orders?cursor=%zz", "query"},
 		{"/v1/orders?cursor=bm90LWpzb24", "cursor"},
@@ -451,6 +452,22 @@ func testListPagination(t *testing.T, d deps) {
 	}
 	if pages != 3 || len(seen) != len(want) {
 		t.Fatalf("%d pages, %d orders, want 3 pages and %d orders", pages, len(seen), len(want))
+	}
+	// The contract's cursor is any 32 characters of base64url: each one is a position, never a
+	// 400. The first 8 bytes are signed Unix microseconds, clamped to years 1 to 9999.
+	for cursor, wantN := range map[string]int{
+		"f" + strings.Repeat("_", 31): len(want), // the largest time: every order is older
+		"g" + strings.Repeat("A", 31): 0,         // the smallest time: nothing is older
+		strings.Repeat("_", 32):       0,         // one microsecond before 1970
+		strings.Repeat("A", 32):       0,         // 1970, the nil id
+	} {
+		r := e.do(req{method: http.MethodGet, path: "/v1/orders?limit=100&cursor=" + cursor, token: tok})
+		if r.status != http.StatusOK {
+			t.Fatalf("cursor %s: %d %s", cursor, r.status, r.body)
+		}
+		if n := len(r.json(t)["items"].([]any)); n != wantN {
+			t.Errorf("cursor %s: %d orders, want %d", cursor, n, wantN)
+		}
 	}
 }
 
