@@ -27,7 +27,7 @@ SERVICE := reference-service
 # sqlc's generated code is checked in; `make test` regenerates it in memory and fails on a diff.
 SQLC_VERSION := v1.31.1
 
-.PHONY: help setup test demo drill demo-run drill-run test-platform test-go test-contract test-rust test-ci-templates build bench-service bench-verifier
+.PHONY: help setup test demo drill demo-run drill-run test-platform test-go test-contract test-rust test-ci-templates build compare compare-run bench-service bench-verifier bench-judge
 
 help:
 	@echo "make demo   run the main job: the smoke gate end to end (see README.md)"
@@ -112,9 +112,28 @@ drill-run:
 	  echo "make drill: verdict exit code $$code; reports in $(REPORTS)/chaos-drill/"; \
 	  exit $$code
 
+# Performance acceptance against a release: BASE's service (built from that commit, cached by it)
+# is the baseline, the working tree's the candidate; one paired run of scenarios/compare.yaml.
+BASE ?= HEAD
+compare:
+	@bash platform/setup.sh run
+	@$(MAKE) build compare-run
+
+compare-run:
+	@bash platform/compare-base.sh "$(BASE)"
+	@export ORDERS_JWT_SECRET='$(DEMO_JWT_SECRET)' && \
+	  export VERIFIER_TOKEN="$$(./target/bin/devtoken -tenant demo)" && \
+	  code=0 && ./target/release/verifier run scenarios/compare.yaml --report-dir $(REPORTS)/compare || code=$$?; \
+	  echo "make compare: candidate (working tree) vs baseline $(BASE): verdict exit code $$code; reports in $(REPORTS)/compare/"; \
+	  exit $$code
+
 # Benchmarks print numbers; they are not part of `make test`.
 bench-service: setup
 	@cd $(SERVICE) && bash bench/bench.sh
 
 bench-verifier:
 	@bash verifier/bench/bench.sh
+
+# How good the regression judge is: power and false alarms, paired and two-run, on loopback.
+bench-judge:
+	@cargo run --profile quick-release --locked -p verifier --example bench_judge

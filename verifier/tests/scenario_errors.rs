@@ -112,7 +112,7 @@ fn unknown_field() {
 fn unknown_top_level_field() {
     assert_eq!(
         err(&format!("{BASE}budget: {{}}\n")),
-        "t.yaml:12:1: field `budget`: unknown field `budget`, expected one of `name`, `description`, `target`, `defaults`, `journeys`, `load`, `budgets`, `environment`, `faults`, `steady_state`, `invariants`, `contract`, `functional`, `security`, `triggers`, `observability`"
+        "t.yaml:12:1: field `budget`: unknown field `budget`, expected one of `name`, `description`, `target`, `defaults`, `journeys`, `load`, `budgets`, `environment`, `faults`, `steady_state`, `invariants`, `contract`, `functional`, `security`, `triggers`, `observability`, `compare`"
     );
 }
 

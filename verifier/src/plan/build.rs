@@ -157,6 +157,13 @@ pub fn build(
         })
         .transpose()?;
     let compare = plan_compare(file, &text, &mut scenario, &opts, &load, getenv, &mut notes)?;
+    if compare.as_ref().is_some_and(|c| c.baseline_from_environment) && !target_from_environment {
+        return Err(cli(
+            "--target replaces the environment that would start the comparison's baseline \
+             service: give --baseline-target too"
+                .into(),
+        ));
+    }
     let memory = memory::Estimate::of(&scenario);
     if memory.total() > memory::MAX_BYTES {
         return Err(at(FieldError::new(

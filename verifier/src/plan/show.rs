@@ -142,6 +142,26 @@ pub fn render(p: &Plan) -> String {
         }
     }
 
+    if let Some(c) = &p.compare {
+        let baseline = if c.baseline_from_environment {
+            "a second service the environment starts".to_owned()
+        } else {
+            c.baseline.target.base.clone()
+        };
+        let _ = writeln!(
+            o,
+            "\ncomparison (paired): baseline {baseline}, candidate the target above; each journey \
+             to one side, seed {}, balanced blocks of {} arrivals (each side gets half the \
+             schedule); {}% intervals, {} bootstrap resamples",
+            c.spec.seed,
+            c.spec.block,
+            c.spec.confidence * 100.0,
+            c.spec.resamples
+        );
+        for (e, stat, allowed) in &c.wanted {
+            let _ = writeln!(o, "  compare.{e}.{stat}: change <= {allowed}");
+        }
+    }
     let _ = writeln!(o, "\nrules that will be judged:");
     for (id, budget) in crate::check::planned(&s.budgets) {
         let _ = writeln!(o, "  {id:<40} {budget}");
