@@ -50,6 +50,25 @@ impl Estimate {
                     .saturating_mul(TIMELINE_SLICE),
             ),
         ];
+        let planned = s.planned_duration();
+        let windows = planned
+            .as_secs()
+            .div_ceil(crate::record::series::window_for(planned).as_secs())
+            .saturating_add(1);
+        let sides = if s.compare.is_some() { 2 } else { 1 };
+        parts.push((
+            "the per-window series (each side of a comparison)",
+            windows
+                .saturating_mul(endpoints)
+                .saturating_mul(crate::record::series::WINDOW_BYTES)
+                .saturating_mul(sides),
+        ));
+        if s.compare.is_some() {
+            parts.push((
+                "the baseline's histograms",
+                endpoints * HISTOGRAMS_PER_ENDPOINT * HISTOGRAM,
+            ));
+        }
         match &s.load {
             Load::Open(o) => parts.push((
                 "requests in flight",
