@@ -5,7 +5,8 @@
 //! has its slowest 3 % 10 % slower (a p99 shift). `make bench-judge`; prints a table.
 //!
 //! Environment: BENCH_JUDGE_RUNS (A/A paired runs, default 40), BENCH_JUDGE_SECS (seconds of load
-//! per run, default 10), BENCH_JUDGE_RATE (arrivals per second, both sides together, default 300).
+//! per run, default 10), BENCH_JUDGE_RATE (arrivals per second, both sides together, default 300),
+//! BENCH_JUDGE_UNPAIRED (rounds of separate runs, default half of BENCH_JUDGE_RUNS).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -140,7 +141,11 @@ struct Tally {
 
 fn tally(t: &mut Tally, judgements: &[verifier::compare::Judgement], stat: Statistic) {
     t.runs += 1;
-    match judgements.iter().find(|j| j.statistic == stat).map(|j| j.decision) {
+    match judgements
+        .iter()
+        .find(|j| j.statistic == stat)
+        .map(|j| j.decision)
+    {
         Some(Decision::Regression) => t.regression += 1,
         Some(Decision::Inconclusive) => t.inconclusive += 1,
         _ => {}
@@ -148,7 +153,10 @@ fn tally(t: &mut Tally, judgements: &[verifier::compare::Judgement], stat: Stati
 }
 
 fn env_u32(k: &str, d: u32) -> u32 {
-    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -163,7 +171,7 @@ async fn main() {
     eprintln!(
         "bench-judge: {aa_runs} A/A and 2x{power_runs} shifted paired runs, {} unpaired runs; \
          {secs} s at {rate}/s each; allow {ALLOW}, 95 % intervals",
-        3 * power_runs
+        4 * env_u32("BENCH_JUDGE_UNPAIRED", power_runs)
     );
     let started = Instant::now();
     // Paired: A/A, +5 % at p50, +10 % at p99 (slowest 3 %), interleaved run by run.
@@ -183,7 +191,10 @@ async fn main() {
             let r = one_run(&paired_file, &dir.path().join("r"), &b, Some(&a)).await;
             ta.abort();
             tb.abort();
-            let j = &r.comparison.expect("paired run has a comparison").judgements;
+            let j = &r
+                .comparison
+                .expect("paired run has a comparison")
+                .judgements;
             match shape {
                 Shape::Same => {
                     tally(&mut aa[0], j, Statistic::P50);
@@ -193,7 +204,11 @@ async fn main() {
                 Shape::P99 => tally(&mut p99, j, Statistic::P99),
             }
         }
-        eprintln!("  paired round {}/{aa_runs} done ({:.0} s)", i + 1, started.elapsed().as_secs_f64());
+        eprintln!(
+            "  paired round {}/{aa_runs} done ({:.0} s)",
+            i + 1,
+            started.elapsed().as_secs_f64()
+        );
     }
     // Unpaired: separate runs of A, then of B, judged by `verifier compare`'s code.
     let mut u_aa = [Tally::default(); 2];
@@ -209,9 +224,13 @@ async fn main() {
         (Statistic::P50, Change::parse("+1%").unwrap()),
         (Statistic::P99, Change::parse("+2%").unwrap()),
     ];
-    for i in 0..power_runs {
+    let unpaired_rounds = env_u32("BENCH_JUDGE_UNPAIRED", power_runs);
+    for i in 0..unpaired_rounds {
         let mut files = Vec::new();
-        for (k, shape) in [Shape::Same, Shape::Same, Shape::P50, Shape::P99].into_iter().enumerate() {
+        for (k, shape) in [Shape::Same, Shape::Same, Shape::P50, Shape::P99]
+            .into_iter()
+            .enumerate()
+        {
             let (u, t) = server(shape, mix(1000 + u64::from(i) * 11 + k as u64)).await;
             let out = dir.path().join(format!("u{i}-{k}"));
             let _ = one_run(&single_file, &out, &u, None).await;
@@ -234,10 +253,16 @@ async fn main() {
         tally(&mut u_aa[1], &j, Statistic::P99);
         tally(&mut u50, &judge(2), Statistic::P50);
         tally(&mut u99, &judge(3), Statistic::P99);
-        eprintln!("  unpaired round {}/{power_runs} done ({:.0} s)", i + 1, started.elapsed().as_secs_f64());
+        eprintln!(
+            "  unpaired round {}/{power_runs} done ({:.0} s)",
+            i + 1,
+            started.elapsed().as_secs_f64()
+        );
     }
     let pct = |n: u32, d: u32| 100.0 * f64::from(n) / f64::from(d.max(1));
-    println!("\nregression judge on this machine ({secs} s of load per run at {rate}/s; allow {ALLOW}; 95 % intervals)\n");
+    println!(
+        "\nregression judge on this machine ({secs} s of load per run at {rate}/s; allow {ALLOW}; 95 % intervals)\n"
+    );
     println!("| mode | case | runs | called regression | inconclusive |");
     println!("|---|---|---:|---:|---:|");
     let row = |mode: &str, case: &str, t: Tally| {

@@ -337,7 +337,9 @@ fn compare(args: &CompareArgs) -> u8 {
         match crate::compare::Change::parse(change) {
             Ok(c) if c.points == stat.in_points() => allow.push((stat, c)),
             Ok(_) if stat.in_points() => {
-                eprintln!("verifier: --allow {a}: error_rate changes in percentage points, e.g. +0.5pp");
+                eprintln!(
+                    "verifier: --allow {a}: error_rate changes in percentage points, e.g. +0.5pp"
+                );
                 return exit_codes::USAGE;
             }
             Ok(_) => {

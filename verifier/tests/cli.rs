@@ -351,6 +351,7 @@ load:
         "{json}"
     );
     assert!(!reports.join(".verifier.lock").exists());
+}
 
 /// `run` writes nothing to stdout: the summary and progress go to stderr, the reports to files.
 /// goose prints `N users launched.` on its own, which must not reach a pipeline reading stdout.

@@ -121,6 +121,7 @@ load:
     let opts = RunOptions {
         scenario: path,
         target: Some(url),
+        baseline_target: None,
         report_dir: dir.path().join("report"),
         progress: Mode::Off,
     };

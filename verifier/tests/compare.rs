@@ -51,7 +51,10 @@ async fn server(shape: Shape) -> (String, tokio::task::JoinHandle<()>) {
 
 fn scenario(dir: &std::path::Path, rate: u32, secs: u32, allow: &str) -> std::path::PathBuf {
     static N: AtomicU64 = AtomicU64::new(0);
-    let p = dir.join(format!("compare-{}.yaml", N.fetch_add(1, Ordering::Relaxed)));
+    let p = dir.join(format!(
+        "compare-{}.yaml",
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::write(
         &p,
         format!(
@@ -155,7 +158,14 @@ async fn a_doubled_slowest_two_percent_is_a_p99_regression_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identical_servers_are_no_regression() {
     let _serial = support::SERIAL.lock().await;
-    let o = paired(SAME, SAME, 200, 8, "{ p50: +5%, p99: +15%, error_rate: +1pp }").await;
+    let o = paired(
+        SAME,
+        SAME,
+        200,
+        8,
+        "{ p50: +5%, p99: +15%, error_rate: +1pp }",
+    )
+    .await;
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     for s in ["p50", "p99", "error_rate"] {
         assert_eq!(decision(&o.report, s), "no_regression", "{s}: {}", o.stderr);
@@ -175,10 +185,7 @@ async fn too_little_load_is_inconclusive_and_says_how_much_more() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_faster_candidate_passes_as_an_improvement() {
     let _serial = support::SERIAL.lock().await;
-    let faster = Shape {
-        scale: 0.8,
-        ..SAME
-    };
+    let faster = Shape { scale: 0.8, ..SAME };
     let o = paired(SAME, faster, 200, 8, "{ p50: +5% }").await;
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     assert_eq!(decision(&o.report, "p50"), "improvement", "{}", o.stderr);
@@ -216,11 +223,7 @@ async fn two_separate_runs_reach_the_same_decisions_on_clear_cases() {
     let _serial = support::SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let (a, ta) = server(SAME).await;
-    let (b, tb) = server(Shape {
-        scale: 1.3,
-        ..SAME
-    })
-    .await;
+    let (b, tb) = server(Shape { scale: 1.3, ..SAME }).await;
     let ra = single(&a, dir.path(), "a").await;
     let rb = single(&b, dir.path(), "b").await;
     let ra2 = single(&a, dir.path(), "a2").await;
@@ -263,7 +266,10 @@ async fn bad_comparisons_are_refused_before_any_load() {
             .args(args)
             .output()
             .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     // The same URL on both sides.
     let (code, err) = run(&[
@@ -276,7 +282,10 @@ async fn bad_comparisons_are_refused_before_any_load() {
     assert!(err.contains("two services"), "{err}");
     // An allowance for a step the scenario does not have, and one in the wrong unit.
     for (allow, says) in [
-        ("{ p50: +5% }\n  endpoints: { nope: { p99: +5% } }", "no step is called `nope`"),
+        (
+            "{ p50: +5% }\n  endpoints: { nope: { p99: +5% } }",
+            "no step is called `nope`",
+        ),
         ("{ error_rate: +1% }", "percentage points"),
         ("{ p75: +1% }", "p50"),
         ("{ p50: 5 }", "+5%"),
@@ -297,7 +306,14 @@ async fn bad_comparisons_are_refused_before_any_load() {
     let out = tokio::process::Command::new(BIN)
         .arg("run")
         .arg(&file)
-        .args(["--target", &srv, "--baseline-target", "http://127.0.0.1:9", "--progress", "off"])
+        .args([
+            "--target",
+            &srv,
+            "--baseline-target",
+            "http://127.0.0.1:9",
+            "--progress",
+            "off",
+        ])
         .arg("--report-dir")
         .arg(dir.path().join("r"))
         .output()

@@ -36,7 +36,7 @@ impl Assignment {
         let (mut zeros, mut ones) = (half, half);
         for i in 0..=pos {
             let left = zeros + ones;
-            let pick = rng.next() % left;
+            let pick = rng.next_u64() % left;
             let side = if pick < zeros { 0 } else { 1 };
             if i == pos {
                 return side;
@@ -67,7 +67,7 @@ fn unreachable_side() -> usize {
 pub struct SplitMix(pub u64);
 
 impl SplitMix {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -76,7 +76,7 @@ impl SplitMix {
     }
     /// Uniform in `0..n` (n > 0).
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        (self.next_u64() % n.max(1) as u64) as usize
     }
 }
 

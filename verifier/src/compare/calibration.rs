@@ -38,8 +38,8 @@ pub fn floors(file: &Path, scenario: &str, planned: Duration) -> Result<Vec<Floo
     if text.len() as u64 > super::two_runs::MAX_REPORT_BYTES {
         return Err("larger than any report this verifier writes".into());
     }
-    let saved: Saved = serde_json::from_str(&text)
-        .map_err(|e| format!("not a verifier report.json ({e})"))?;
+    let saved: Saved =
+        serde_json::from_str(&text).map_err(|e| format!("not a verifier report.json ({e})"))?;
     if saved.scenario != scenario {
         return Err(format!(
             "the calibration run is of scenario `{}`, not `{scenario}`",

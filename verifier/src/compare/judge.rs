@@ -36,7 +36,9 @@ pub const MIN_WINDOWS: usize = 5;
 pub const MIN_REQUESTS: u64 = 50;
 
 /// What the judge decided about one statistic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     /// The whole interval lies beyond the allowed change.
@@ -79,7 +81,11 @@ pub struct Judgement {
     pub decision: Decision,
     /// Inconclusive: roughly how many times this run's load would settle it (`null`: more load
     /// will not, the change sits at the limit).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_nan_as_null")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_nan_as_null"
+    )]
     #[schemars(with = "Option<f64>")]
     pub more_load: Option<f64>,
     /// Why, when the decision is not from the interval alone (too little data).
@@ -115,7 +121,9 @@ mod opt_nan_as_null {
         }
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-        Ok(Some(Option::<f64>::deserialize(d)?.unwrap_or(f64::INFINITY)))
+        Ok(Some(
+            Option::<f64>::deserialize(d)?.unwrap_or(f64::INFINITY),
+        ))
     }
 }
 
@@ -194,9 +202,7 @@ impl Acc {
             .iter()
             .map(|s| match s {
                 Statistic::ErrorRate => (ok + err > 0).then(|| err as f64 / (ok + err) as f64),
-                Statistic::Throughput => {
-                    Some(ok as f64 / (picks.len().max(1) as f64 * window_s))
-                }
+                Statistic::Throughput => Some(ok as f64 / (picks.len().max(1) as f64 * window_s)),
                 Statistic::Mean => (n > 0).then(|| {
                     let sum: f64 = self
                         .dense
@@ -362,7 +368,10 @@ fn judge_endpoint(
     grid.dedup();
     let (sa, sb) = (Side::of(&wa, &grid), Side::of(&wb, &grid));
     let (ra, rb) = (sa.requests(), sb.requests());
-    if sa.answered() < MIN_WINDOWS || sb.answered() < MIN_WINDOWS || ra < MIN_REQUESTS || rb < MIN_REQUESTS
+    if sa.answered() < MIN_WINDOWS
+        || sb.answered() < MIN_WINDOWS
+        || ra < MIN_REQUESTS
+        || rb < MIN_REQUESTS
     {
         let mut j = undecided(
             format!(
@@ -394,7 +403,8 @@ fn judge_endpoint(
     // enough for many distinct resamples.
     let block = |n: usize| ((n as f64).cbrt().round() as usize).max(1);
     let mut rng = SplitMix(settings.seed);
-    let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(settings.resamples as usize); rows.len()];
+    let mut samples: Vec<Vec<f64>> =
+        vec![Vec::with_capacity(settings.resamples as usize); rows.len()];
     let (mut pa, mut pb) = (Vec::new(), Vec::new());
     for _ in 0..settings.resamples {
         match settings.pairing {
@@ -422,7 +432,10 @@ fn judge_endpoint(
     rows.iter()
         .enumerate()
         .map(|(i, (stat, allowed))| {
-            let (base, cand) = (point_a[i].unwrap_or(f64::NAN), point_b[i].unwrap_or(f64::NAN));
+            let (base, cand) = (
+                point_a[i].unwrap_or(f64::NAN),
+                point_b[i].unwrap_or(f64::NAN),
+            );
             let est = match (point_a[i], point_b[i]) {
                 (Some(x), Some(y)) => change(*stat, x, y),
                 _ => None,
@@ -531,7 +544,12 @@ mod tests {
     fn a_ten_percent_slower_p50_is_a_regression() {
         let a = series(20, 100, base);
         let b = series(20, 100, |w, i| base(w, i) * 1.10);
-        let j = &judge(&a, &b, &want(Statistic::P50, "+5%"), settings(Pairing::Paired))[0];
+        let j = &judge(
+            &a,
+            &b,
+            &want(Statistic::P50, "+5%"),
+            settings(Pairing::Paired),
+        )[0];
         assert_eq!(j.decision, Decision::Regression, "{j:?}");
         assert!((j.change - 0.10).abs() < 0.02, "{j:?}");
     }
@@ -540,7 +558,12 @@ mod tests {
     fn identical_sides_are_no_regression() {
         let a = series(20, 100, base);
         let b = series(20, 100, base);
-        let j = &judge(&a, &b, &want(Statistic::P99, "+5%"), settings(Pairing::Paired))[0];
+        let j = &judge(
+            &a,
+            &b,
+            &want(Statistic::P99, "+5%"),
+            settings(Pairing::Paired),
+        )[0];
         assert_eq!(j.decision, Decision::NoRegression, "{j:?}");
     }
 
@@ -548,7 +571,12 @@ mod tests {
     fn a_faster_candidate_is_an_improvement() {
         let a = series(20, 100, base);
         let b = series(20, 100, |w, i| base(w, i) * 0.8);
-        let j = &judge(&a, &b, &want(Statistic::Mean, "+5%"), settings(Pairing::Paired))[0];
+        let j = &judge(
+            &a,
+            &b,
+            &want(Statistic::Mean, "+5%"),
+            settings(Pairing::Paired),
+        )[0];
         assert_eq!(j.decision, Decision::Improvement, "{j:?}");
     }
 
@@ -556,7 +584,12 @@ mod tests {
     fn too_little_data_is_inconclusive_with_a_factor() {
         let a = series(3, 5, base);
         let b = series(3, 5, base);
-        let j = &judge(&a, &b, &want(Statistic::P50, "+5%"), settings(Pairing::Paired))[0];
+        let j = &judge(
+            &a,
+            &b,
+            &want(Statistic::P50, "+5%"),
+            settings(Pairing::Paired),
+        )[0];
         assert_eq!(j.decision, Decision::Inconclusive);
         assert!(j.note.as_deref().unwrap().contains("too little data"));
         assert!(j.more_load.unwrap() >= 2.0);
@@ -566,7 +599,12 @@ mod tests {
     fn a_change_at_the_limit_is_inconclusive() {
         let a = series(20, 100, base);
         let b = series(20, 100, |w, i| base(w, i) * 1.05);
-        let j = &judge(&a, &b, &want(Statistic::P50, "+5%"), settings(Pairing::Paired))[0];
+        let j = &judge(
+            &a,
+            &b,
+            &want(Statistic::P50, "+5%"),
+            settings(Pairing::Paired),
+        )[0];
         assert_eq!(j.decision, Decision::Inconclusive, "{j:?}");
         assert!(j.more_load.is_some());
     }
@@ -577,8 +615,18 @@ mod tests {
         let drift = |w: usize, i: usize| base(w, i) * (1.0 + 0.5 * (w % 4) as f64);
         let a = series(24, 100, drift);
         let b = series(24, 100, |w, i| drift(w, i) * 1.02);
-        let p = &judge(&a, &b, &want(Statistic::P50, "+10%"), settings(Pairing::Paired))[0];
-        let u = &judge(&a, &b, &want(Statistic::P50, "+10%"), settings(Pairing::Unpaired))[0];
+        let p = &judge(
+            &a,
+            &b,
+            &want(Statistic::P50, "+10%"),
+            settings(Pairing::Paired),
+        )[0];
+        let u = &judge(
+            &a,
+            &b,
+            &want(Statistic::P50, "+10%"),
+            settings(Pairing::Unpaired),
+        )[0];
         assert!(p.resolution() < u.resolution(), "{p:?} {u:?}");
     }
 
@@ -595,10 +643,23 @@ mod tests {
                 }
             }
         }
-        let j = &judge(&a, &b, &want(Statistic::ErrorRate, "+1pp"), settings(Pairing::Paired))[0];
+        let j = &judge(
+            &a,
+            &b,
+            &want(Statistic::ErrorRate, "+1pp"),
+            settings(Pairing::Paired),
+        )[0];
         assert_eq!(j.decision, Decision::Regression, "{j:?}");
-        assert!((j.change - (5.0 / 105.0 - 1.0 / 101.0)).abs() < 1e-9, "{j:?}");
-        let j = &judge(&a, &b, &want(Statistic::Throughput, "-10%"), settings(Pairing::Paired))[0];
+        assert!(
+            (j.change - (5.0 / 105.0 - 1.0 / 101.0)).abs() < 1e-9,
+            "{j:?}"
+        );
+        let j = &judge(
+            &a,
+            &b,
+            &want(Statistic::Throughput, "-10%"),
+            settings(Pairing::Paired),
+        )[0];
         assert_eq!(j.decision, Decision::NoRegression, "{j:?}");
     }
 }

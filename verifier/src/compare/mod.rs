@@ -130,7 +130,9 @@ pub fn explain(j: &Judgement, confidence: f64) -> String {
             "regression: the whole {conf} lies beyond the allowed {}",
             j.allowed
         ),
-        Decision::NoRegression => format!("no regression: the whole {conf} lies within {}", j.allowed),
+        Decision::NoRegression => {
+            format!("no regression: the whole {conf} lies within {}", j.allowed)
+        }
         Decision::Improvement => format!("improvement: the whole {conf} lies on the better side"),
         Decision::Inconclusive => {
             let why = j

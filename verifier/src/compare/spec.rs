@@ -88,7 +88,17 @@ pub struct SideService {
 
 /// A statistic the judge compares per endpoint.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, JsonSchema, serde::Serialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Deserialize,
+    JsonSchema,
+    serde::Serialize,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Statistic {
@@ -296,8 +306,10 @@ impl CompareSpec {
                 "the baseline needs a `target` (a URL) or a `service` (a command to start)",
             ));
         }
-        for (side, spec) in [("baseline", Some(&self.baseline)), ("candidate", self.candidate.as_ref())]
-        {
+        for (side, spec) in [
+            ("baseline", Some(&self.baseline)),
+            ("candidate", self.candidate.as_ref()),
+        ] {
             let Some(spec) = spec else { continue };
             if let Some(t) = &spec.target {
                 crate::scenario::check_target(t)
@@ -352,7 +364,7 @@ impl CompareSpec {
             }
             check_map(m, vec![k("endpoints"), k(e)])?;
         }
-        if self.block % 2 != 0 {
+        if !self.block.is_multiple_of(2) {
             return Err(FieldError::new(
                 vec![k("block")],
                 format!(
@@ -379,7 +391,11 @@ mod tests {
         assert_eq!(Change::parse("10%").unwrap().to_string(), "+10%");
         assert!(Change::parse("5").unwrap_err().contains("+5%"));
         assert!(Change::parse("+5 ms").is_err());
-        assert!(Change::parse("+5000%").unwrap_err().contains("out of range"));
+        assert!(
+            Change::parse("+5000%")
+                .unwrap_err()
+                .contains("out of range")
+        );
     }
 
     #[test]
@@ -403,16 +419,22 @@ mod tests {
             let s: CompareSpec = serde_norway::from_str(y).unwrap();
             s.validate(&eps).unwrap_err()
         };
-        let e = bad("baseline: { target: 'http://127.0.0.1:1' }\nendpoints: { nope: { p50: +1% } }");
-        assert!(e.message.contains("no step is called `nope`"), "{}", e.message);
+        let e =
+            bad("baseline: { target: 'http://127.0.0.1:1' }\nendpoints: { nope: { p50: +1% } }");
+        assert!(
+            e.message.contains("no step is called `nope`"),
+            "{}",
+            e.message
+        );
         let e = bad("baseline: { target: 'http://127.0.0.1:1' }\nallow: { error_rate: +1% }");
         assert!(e.message.contains("percentage points"), "{}", e.message);
         let e = bad("baseline: {}");
         assert!(e.message.contains("`target`"), "{}", e.message);
         let e = bad("baseline: { target: 'http://127.0.0.1:1' }\nblock: 3");
         assert!(e.message.contains("even"), "{}", e.message);
-        let unknown: Result<CompareSpec, _> =
-            serde_norway::from_str("baseline: { target: 'http://127.0.0.1:1' }\nallow: { p75: +1% }");
+        let unknown: Result<CompareSpec, _> = serde_norway::from_str(
+            "baseline: { target: 'http://127.0.0.1:1' }\nallow: { p75: +1% }",
+        );
         assert!(unknown.unwrap_err().to_string().contains("p50"));
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{ComparisonReport, Pairing, Settings, Statistic, Change};
+use super::{Change, ComparisonReport, Pairing, Settings, Statistic};
 use crate::record::series::{Series, SeriesReport};
 
 /// Largest report read: a day-long run of 100 endpoints stays well below.

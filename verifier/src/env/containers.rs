@@ -423,7 +423,10 @@ impl Running {
     /// Stops the service (SIGTERM, then SIGKILL after its grace) and removes the containers.
     pub async fn down(mut self) -> Vec<String> {
         let mut problems = Vec::new();
-        for svc in [self.service.take(), self.baseline.take()].into_iter().flatten() {
+        for svc in [self.service.take(), self.baseline.take()]
+            .into_iter()
+            .flatten()
+        {
             if let Err(e) = svc.stop().await {
                 problems.push(e);
             }

@@ -225,6 +225,9 @@ impl Routes {
     }
 }
 
+/// One side of a routed run: its plan, its collector, its client.
+type Side = (Arc<Plan>, Arc<Collector>, Client);
+
 /// [`run`] over [`Routes`]: the schedule, timeout and `max_in_flight` are the first side's.
 pub async fn run_routed(routes: Routes, stop: Stop, origin: Instant) -> EngineReport {
     let Some((plan, _)) = routes.sides.first() else {
@@ -241,7 +244,7 @@ pub async fn run_routed(routes: Routes, stop: Stop, origin: Instant) -> EngineRe
         };
     };
     let max_in_flight = open.max_in_flight as usize;
-    let sides: Arc<Vec<(Arc<Plan>, Arc<Collector>, Client)>> = Arc::new(
+    let sides: Arc<Vec<Side>> = Arc::new(
         routes
             .sides
             .iter()

@@ -157,7 +157,11 @@ pub fn build(
         })
         .transpose()?;
     let compare = plan_compare(file, &text, &mut scenario, &opts, &load, getenv, &mut notes)?;
-    if compare.as_ref().is_some_and(|c| c.baseline_from_environment) && !target_from_environment {
+    if compare
+        .as_ref()
+        .is_some_and(|c| c.baseline_from_environment)
+        && !target_from_environment
+    {
         return Err(cli(
             "--target replaces the environment that would start the comparison's baseline \
              service: give --baseline-target too"
@@ -210,8 +214,7 @@ fn plan_compare(
         message,
     };
     if let Some(url) = opts.baseline_target {
-        crate::scenario::check_target(url)
-            .map_err(|m| cli(format!("--baseline-target: {m}")))?;
+        crate::scenario::check_target(url).map_err(|m| cli(format!("--baseline-target: {m}")))?;
         match &mut scenario.compare {
             Some(c) => {
                 c.baseline.target = Some(url.to_owned());
@@ -239,8 +242,8 @@ fn plan_compare(
     }
     let baseline_from_environment = spec.baseline.service.is_some();
     let baseline_url = spec.baseline.target.as_deref().unwrap_or(STAND_IN);
-    let baseline = crate::load::Plan::new(scenario.core(), Some(baseline_url), getenv)
-        .map_err(|e| at(e))?;
+    let baseline =
+        crate::load::Plan::new(scenario.core(), Some(baseline_url), getenv).map_err(&at)?;
     let wanted = spec.allowances(&load.endpoints);
     let mut cmp_notes = Vec::new();
     if let Some(cal) = &spec.calibration {

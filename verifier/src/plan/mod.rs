@@ -188,7 +188,8 @@ pub(crate) fn validate_compare(
     c: &crate::compare::CompareSpec,
 ) -> Result<(), FieldError> {
     use crate::env::EnvironmentSpec;
-    c.validate(&s.endpoints()).map_err(|e| e.under(&["compare"]))?;
+    c.validate(&s.endpoints())
+        .map_err(|e| e.under(&["compare"]))?;
     if matches!(s.load, Load::Closed(_)) {
         return Err(FieldError::at(
             "compare",
@@ -232,13 +233,8 @@ pub(crate) fn validate_compare(
 
 /// Two target URLs that reach the same service (trailing slashes and default ports aside).
 pub fn same_target(a: &str, b: &str) -> bool {
-    match (
-        crate::load::Target::parse(a),
-        crate::load::Target::parse(b),
-    ) {
-        (Ok(x), Ok(y)) => {
-            x.authority.eq_ignore_ascii_case(&y.authority) && x.prefix == y.prefix
-        }
+    match (crate::load::Target::parse(a), crate::load::Target::parse(b)) {
+        (Ok(x), Ok(y)) => x.authority.eq_ignore_ascii_case(&y.authority) && x.prefix == y.prefix,
         _ => a.trim_end_matches('/') == b.trim_end_matches('/'),
     }
 }

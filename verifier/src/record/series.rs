@@ -90,8 +90,11 @@ impl Series {
         }
         let w = (due.as_nanos() / self.window.as_nanos()).min(u128::from(MAX_WINDOWS * 2)) as usize;
         while self.windows.len() <= w {
-            self.windows
-                .push((0..self.endpoints.len()).map(|_| Window::default()).collect());
+            self.windows.push(
+                (0..self.endpoints.len())
+                    .map(|_| Window::default())
+                    .collect(),
+            );
         }
         self.windows[w][endpoint].record(latency, outcome);
     }
@@ -123,7 +126,12 @@ impl Series {
 
     /// Reads a series back from a report; every histogram must decode.
     pub fn from_report(r: &SeriesReport) -> Result<Series, DecodeError> {
-        let n = r.endpoints.iter().map(|e| e.windows.len()).max().unwrap_or(0);
+        let n = r
+            .endpoints
+            .iter()
+            .map(|e| e.windows.len())
+            .max()
+            .unwrap_or(0);
         let mut windows: Vec<Vec<Window>> = (0..n)
             .map(|_| (0..r.endpoints.len()).map(|_| Window::default()).collect())
             .collect();
@@ -183,7 +191,12 @@ mod tests {
             let due = Duration::from_millis(i * 100);
             s.record(0, due, Duration::from_millis(10 + i), Outcome::Ok);
         }
-        s.record(1, Duration::from_millis(2500), Duration::ZERO, Outcome::Timeout);
+        s.record(
+            1,
+            Duration::from_millis(2500),
+            Duration::ZERO,
+            Outcome::Timeout,
+        );
         assert_eq!(s.windows.len(), 3);
         assert_eq!(s.windows[0][0].counts.ok, 10);
         assert_eq!(s.windows[2][1].counts.timeout, 1);
@@ -204,7 +217,12 @@ mod tests {
         let w = window_for(Duration::from_secs(24 * 3600));
         assert!(24 * 3600 / w.as_secs() <= MAX_WINDOWS, "{w:?}");
         let mut s = Series::new(vec!["a".into()], Duration::from_secs(1));
-        s.record(0, Duration::from_secs(1_000_000), Duration::ZERO, Outcome::Ok);
+        s.record(
+            0,
+            Duration::from_secs(1_000_000),
+            Duration::ZERO,
+            Outcome::Ok,
+        );
         assert!(s.windows.len() as u64 <= 2 * MAX_WINDOWS + 1);
     }
 
