@@ -88,3 +88,55 @@ pub fn below_floor(floors: &[Floor], wanted: &[(String, Statistic, Change)]) -> 
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aa_report(dir: &Path, scenario: &str, mode: &str) -> std::path::PathBuf {
+        let p = dir.join(format!("{scenario}-{mode}.json"));
+        let body = serde_json::json!({
+            "scenario": scenario,
+            "planned_s": 20.0,
+            "comparison": {
+                "mode": mode,
+                "judgements": [{
+                    "endpoint": "e", "statistic": "p50", "baseline": 15000.0,
+                    "candidate": 15100.0, "change": 0.006, "low": -0.02, "high": 0.03,
+                    "allowed": "+5%", "decision": "no_regression", "windows": 20,
+                    "baseline_requests": 2000, "candidate_requests": 2000
+                }]
+            }
+        });
+        std::fs::write(&p, body.to_string()).unwrap();
+        p
+    }
+
+    #[test]
+    fn an_allowance_below_the_scaled_floor_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = aa_report(dir.path(), "s", "paired");
+        // The A/A interval reaches 3 % over 20 s; over 80 s it narrows to 1.5 %.
+        let floors = floors(&f, "s", Duration::from_secs(80)).unwrap();
+        assert!((floors[0].floor - 0.015).abs() < 1e-9, "{floors:?}");
+        let wanted = |a: &str| vec![("e".to_owned(), Statistic::P50, Change::parse(a).unwrap())];
+        let notes = below_floor(&floors, &wanted("+1%"));
+        assert_eq!(notes.len(), 1);
+        assert!(
+            notes[0].contains("noise floor") && notes[0].contains("1.5%"),
+            "{notes:?}"
+        );
+        assert!(below_floor(&floors, &wanted("+2%")).is_empty());
+    }
+
+    #[test]
+    fn a_calibration_of_another_scenario_or_unpaired_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = aa_report(dir.path(), "other", "paired");
+        let e = floors(&other, "s", Duration::from_secs(20)).unwrap_err();
+        assert!(e.contains("scenario `other`"), "{e}");
+        let unpaired = aa_report(dir.path(), "s", "unpaired");
+        let e = floors(&unpaired, "s", Duration::from_secs(20)).unwrap_err();
+        assert!(e.contains("not a paired run"), "{e}");
+    }
+}
