@@ -47,9 +47,31 @@ impl Verdict {
         let (status, reason) = if let Some(why) = &aborted {
             (Status::Fail, format!("aborted early: {why}"))
         } else if !failed.is_empty() {
+            // The first few with their numbers, so the one line a person reads says by how much.
+            let shown: Vec<String> = rules
+                .iter()
+                .filter(|r| effective(r) == Status::Fail)
+                .take(3)
+                .map(|r| {
+                    if r.observed.is_empty() {
+                        r.id.clone()
+                    } else {
+                        format!("{} (observed {}; budget {})", r.id, r.observed, r.budget)
+                    }
+                })
+                .collect();
+            let more = if failed.len() > shown.len() {
+                format!(", and {}", failed[shown.len()..].join(", "))
+            } else {
+                String::new()
+            };
             (
                 Status::Fail,
-                format!("{} rule(s) breached: {}", failed.len(), failed.join(", ")),
+                format!(
+                    "{} rule(s) breached: {}{more}",
+                    failed.len(),
+                    shown.join(", ")
+                ),
             )
         } else if interrupted {
             (
