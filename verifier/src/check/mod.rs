@@ -169,17 +169,18 @@ pub fn whole_run(
         }
         let v = quantile_us(&s, r.q);
         let ok = Duration::from_micros(v) <= r.ceiling;
-        out.push(RuleResult {
-            id,
-            kind: RuleKind::Latency,
-            scope: scope.clone(),
-            endpoint: Some(r.endpoint),
-            budget,
-            observed: fmt_us(v),
-            status: if ok { Status::Pass } else { Status::Fail },
-            detail: format!("{n} samples"),
-            evidence: Vec::new(),
-        });
+        out.push(
+            RuleResult::new(
+                id,
+                RuleKind::Latency,
+                if ok { Status::Pass } else { Status::Fail },
+            )
+            .scope(scope.clone())
+            .endpoint(r.endpoint)
+            .budget(budget)
+            .observed(fmt_us(v))
+            .detail(format!("{n} samples")),
+        );
     }
     let all = m.overall();
     if let Some(max) = b.error_rate {
@@ -219,33 +220,31 @@ pub fn whole_run(
     }
     if let Some(min) = b.min_throughput {
         let t = m.throughput();
-        out.push(RuleResult {
-            id: "throughput".into(),
-            kind: RuleKind::Throughput,
-            scope: scope.clone(),
-            endpoint: Some("*".into()),
-            budget: format!("throughput >= {min:.1} req/s"),
-            observed: format!("{t:.1} req/s"),
-            // A run stopped early never reached its planned rate.
-            status: if partial {
-                Status::Inconclusive
-            } else if t >= min {
-                Status::Pass
-            } else {
-                Status::Fail
-            },
-            detail: format!(
-                "{} requests in {:.1} s{}",
-                all.counts.total(),
-                m.elapsed.as_secs_f64(),
-                if partial {
-                    "; the run stopped early"
-                } else {
-                    ""
-                }
-            ),
-            evidence: Vec::new(),
-        });
+        // A run stopped early never reached its planned rate.
+        let status = if partial {
+            Status::Inconclusive
+        } else if t >= min {
+            Status::Pass
+        } else {
+            Status::Fail
+        };
+        out.push(
+            RuleResult::new("throughput", RuleKind::Throughput, status)
+                .scope(scope.clone())
+                .endpoint("*")
+                .budget(format!("throughput >= {min:.1} req/s"))
+                .observed(format!("{t:.1} req/s"))
+                .detail(format!(
+                    "{} requests in {:.1} s{}",
+                    all.counts.total(),
+                    m.elapsed.as_secs_f64(),
+                    if partial {
+                        "; the run stopped early"
+                    } else {
+                        ""
+                    }
+                )),
+        );
     }
     out.push(generator_rule(engine, cores));
     out
@@ -366,25 +365,18 @@ pub fn generator_rule(e: &EngineReport, cores: usize) -> RuleResult {
     if saturated {
         detail.push_str("; the generator used nearly every core");
     }
-    RuleResult {
-        id: "generator".into(),
-        kind: RuleKind::Generator,
-        scope: "whole run".into(),
-        endpoint: None,
-        budget: format!(
+    RuleResult::new("generator", RuleKind::Generator, status)
+        .budget(format!(
             "late <= {}, CPU < {:.0} % of {cores} cores",
             fmt_pct(MAX_LATE_SHARE),
             MAX_CPU_SHARE * 100.0
-        ),
-        observed: format!(
+        ))
+        .observed(format!(
             "late {}, CPU {:.0} %",
             fmt_pct(late_share),
             cpu_share * 100.0
-        ),
-        status,
-        detail,
-        evidence: Vec::new(),
-    }
+        ))
+        .detail(detail)
 }
 
 /// The worst a rule did over the windows seen so far.
@@ -544,17 +536,12 @@ impl WindowWatch {
                         format!("no window had min_samples {} requests", self.min_samples),
                     ),
                 };
-                RuleResult {
-                    id: st.id.clone(),
-                    kind: st.kind,
-                    scope: scope.clone(),
-                    endpoint: Some(st.endpoint.clone()),
-                    budget: st.budget.clone(),
-                    observed,
-                    status,
-                    detail,
-                    evidence: Vec::new(),
-                }
+                RuleResult::new(st.id.clone(), st.kind, status)
+                    .scope(scope.clone())
+                    .endpoint(st.endpoint.clone())
+                    .budget(st.budget.clone())
+                    .observed(observed)
+                    .detail(detail)
             })
             .collect()
     }
