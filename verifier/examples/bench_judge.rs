@@ -141,18 +141,24 @@ struct Tally {
     runs: u32,
     regression: u32,
     inconclusive: u32,
+    /// Sums over runs, for the means: the measured change and the interval's half-width.
+    change: f64,
+    half: f64,
 }
 
 fn tally(t: &mut Tally, judgements: &[verifier::compare::Judgement], stat: Statistic) {
     t.runs += 1;
-    match judgements
-        .iter()
-        .find(|j| j.statistic == stat)
-        .map(|j| j.decision)
-    {
-        Some(Decision::Regression) => t.regression += 1,
-        Some(Decision::Inconclusive) => t.inconclusive += 1,
+    let Some(j) = judgements.iter().find(|j| j.statistic == stat) else {
+        return;
+    };
+    match j.decision {
+        Decision::Regression => t.regression += 1,
+        Decision::Inconclusive => t.inconclusive += 1,
         _ => {}
+    }
+    if j.change.is_finite() && j.resolution().is_finite() {
+        t.change += j.change;
+        t.half += j.resolution();
     }
 }
 
@@ -267,15 +273,20 @@ async fn main() {
     println!(
         "\nregression judge on this machine ({secs} s of load per run at {rate}/s; allow {ALLOW}; 95 % intervals)\n"
     );
-    println!("| mode | case | runs | called regression | inconclusive |");
-    println!("|---|---|---:|---:|---:|");
+    println!(
+        "| mode | case | runs | called regression | inconclusive | mean change | mean half-width |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|");
     let row = |mode: &str, case: &str, t: Tally| {
+        let n = f64::from(t.runs.max(1));
         println!(
-            "| {mode} | {case} | {} | {} ({:.0} %) | {} |",
+            "| {mode} | {case} | {} | {} ({:.0} %) | {} | {:+.1} % | {:.1} % |",
             t.runs,
             t.regression,
             pct(t.regression, t.runs),
-            t.inconclusive
+            t.inconclusive,
+            100.0 * t.change / n,
+            100.0 * t.half / n
         );
     };
     row("paired", "+5 % at p50 (power)", p50);
