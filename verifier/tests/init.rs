@@ -221,6 +221,10 @@ async fn a_target_that_does_not_answer_is_exit_3_and_writes_nothing() {
     assert_eq!(e.exit_code(), 3, "{e}");
     assert!(e.to_string().contains(&dead), "{e}");
     assert!(!out.exists());
+    // Without the token the document's scheme needs, nothing is sent: a usage error.
+    let e = init(&opts, &|_| None).await.unwrap_err();
+    assert_eq!(e.exit_code(), 2, "{e}");
+    assert!(e.to_string().contains("VERIFIER_TOKEN"), "{e}");
     // --calibrate without a target, and a bad duration, are usage errors.
     let e = init(
         &InitOptions {

@@ -66,7 +66,7 @@ pub async fn calibrate(
         .await
         .map_err(|source| InitError::Calibration {
             target: target.clone(),
-            source,
+            source: Box::new(source),
         })?;
     let steps: Vec<Measured> = out
         .report

@@ -267,7 +267,7 @@ fn id_pointer(c: &Contract, op: &Operation) -> Option<String> {
         let Some(content) = resp.get("content").and_then(Value::as_object) else {
             continue;
         };
-        for (media, m) in content {
+        for media in content.keys() {
             if !crate::contract::judge::is_json(media) {
                 continue;
             }
@@ -275,7 +275,6 @@ fn id_pointer(c: &Contract, op: &Operation) -> Option<String> {
             if schema.pointer("/properties/id").is_some() {
                 return Some("/id".into());
             }
-            let _ = m;
         }
     }
     None
@@ -487,7 +486,7 @@ fn body(
         return Ok(None);
     };
     let content = rb.get("content").and_then(Value::as_object);
-    let Some((media, m)) = content
+    let Some((_, m)) = content
         .into_iter()
         .flatten()
         .find(|(m, _)| crate::contract::judge::is_json(m))
@@ -520,7 +519,6 @@ fn body(
             .get("value")
             .cloned()
     });
-    let _ = media;
     let schema = m.get("schema").unwrap_or(&Value::Null);
     let v = sampler.value(schema, example.as_ref(), &format!("{} body", op.id));
     Ok(Some(v))

@@ -59,7 +59,7 @@ pub enum InitError {
     Calibration {
         target: String,
         #[source]
-        source: RunError,
+        source: Box<RunError>,
     },
     /// The target took connections but answered nothing the budgets could be set from.
     #[error("calibration against {target}: {message}")]
@@ -195,6 +195,14 @@ pub async fn init(
     // a valid scenario is refused without touching the target.
     let mut out = text(&p, &Budgets::Starting)?;
     if let Some(d) = opts.calibrate {
+        // The run would refuse it too, but naming a scratch file the user never sees.
+        if p.draft.auth.is_some() && getenv("VERIFIER_TOKEN").is_none() {
+            return Err(InitError::Usage(
+                "--calibrate sends the document's credentials from the environment variable \
+                 VERIFIER_TOKEN, which is not set"
+                    .into(),
+            ));
+        }
         let budgets = calibrate::calibrate(&p, &out, d, getenv).await?;
         out = text(&p, &budgets)?;
     }

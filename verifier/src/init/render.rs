@@ -249,6 +249,13 @@ pub fn render(d: &Draft, target: &str, contract: &str, source: &str, b: &Budgets
                         s.name,
                         dur(STARTING_P99)
                     );
+                } else if s.requests < 100 {
+                    let _ = writeln!(
+                        o,
+                        "#   (the p99 of {} requests is close to their maximum: a longer \
+                         --calibrate gives a steadier budget)",
+                        s.requests
+                    );
                 } else if s.requests > 0 && s.errors * 100 > s.requests {
                     let _ = writeln!(
                         o,
@@ -383,7 +390,7 @@ fn slug(s: &str) -> String {
 /// A duration as the scenario format writes it: `50ms`, `1.2s`, `30s`.
 pub fn dur(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
