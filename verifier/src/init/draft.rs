@@ -150,7 +150,15 @@ pub fn draft(c: &Contract) -> Result<Draft, String> {
                 let name = unique(&mut names, &format!("{}-journey", s.name));
                 journeys.push(JourneyDraft {
                     name,
-                    about: format!("{} on its own.", r.id),
+                    about: if r.path.contains('{') {
+                        format!(
+                            "{} on its own; its path parameters are the document's examples, \
+                             which must exist on the target.",
+                            r.id
+                        )
+                    } else {
+                        format!("{} on its own.", r.id)
+                    },
                     steps: vec![s],
                 });
             }
@@ -739,6 +747,38 @@ fn is_token(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A read whose id no create returns takes the document's example, and says so; one
+    /// without an example is left out with the reason.
+    #[test]
+    fn unlinked_reads_use_examples_or_are_left_out() {
+        let doc = serde_json::json!({
+            "openapi": "3.0.3",
+            "paths": {
+                "/a/{id}": {"get": {"operationId": "getA", "parameters": [
+                    {"name": "id", "in": "path", "required": true, "example": "a 1"}],
+                    "responses": {"200": {"description": "ok"}}}},
+                "/b/{id}": {"get": {"operationId": "getB", "parameters": [
+                    {"name": "id", "in": "path", "required": true}],
+                    "responses": {"200": {"description": "ok"}}}}
+            }
+        });
+        let c = Contract::from_doc("api.yaml".into(), doc).unwrap();
+        let d = draft(&c).unwrap();
+        assert_eq!(d.journeys.len(), 1);
+        assert_eq!(d.journeys[0].steps[0].path, "/a/a%201");
+        assert!(
+            d.journeys[0].about.contains("examples"),
+            "{}",
+            d.journeys[0].about
+        );
+        assert_eq!(d.skipped.len(), 1);
+        assert!(
+            d.skipped[0].2.contains("path parameter `id`"),
+            "{:?}",
+            d.skipped
+        );
+    }
 
     #[test]
     fn names() {
