@@ -38,6 +38,34 @@ pub enum Command {
     /// no regression, or inconclusive per endpoint and statistic. Weaker evidence than a paired
     /// run (`run --baseline-target`), and the report says so.
     Compare(CompareArgs),
+    /// Write a starter scenario from a service's OpenAPI 3.x document: journeys from its
+    /// operations, bodies from its schemas, the contract check, conservative budgets (measured
+    /// ones with --calibrate), every section explained in comments.
+    Init(InitArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// The service's OpenAPI 3.x document (YAML or JSON).
+    #[arg(long, value_name = "FILE")]
+    pub openapi: PathBuf,
+    /// Base URL of the service: written as the scenario's `target`, and what --calibrate loads.
+    #[arg(long, env = "VERIFIER_TARGET")]
+    pub target: Option<String>,
+    /// Run the starter load against --target for this long (1s to 10m) and set the latency
+    /// budgets from what it measured (p99 × 3, rounded up).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+    pub calibrate: Option<std::time::Duration>,
+    /// Where the scenario goes; `-` prints it.
+    #[arg(long, short, value_name = "FILE", default_value = "scenario.yaml")]
+    pub output: PathBuf,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    crate::scenario::parse_duration(s)
 }
 
 #[derive(Debug, clap::Args)]
@@ -190,6 +218,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Env(args) => crate::envinfo::print(args.docker_host.as_deref()).await,
             Command::Run(args) => run(args).await,
+            Command::Init(args) => init(args).await,
             Command::Validate(_)
             | Command::Plan(_)
             | Command::Schema(_)
@@ -310,6 +339,27 @@ async fn run(args: RunArgs) -> u8 {
         }
         Err(e) => {
             eprintln!("verifier: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// `verifier init`: the scenario to its file (or stdout), the summary and errors to stderr.
+async fn init(args: InitArgs) -> u8 {
+    let opts = crate::init::InitOptions {
+        openapi: args.openapi,
+        target: args.target,
+        calibrate: args.calibrate,
+        output: args.output,
+        force: args.force,
+    };
+    match crate::init::init(&opts, &getenv).await {
+        Ok(summary) => {
+            eprintln!("verifier: wrote {summary}");
+            exit_codes::PASS
+        }
+        Err(e) => {
+            eprintln!("verifier: init: {e}");
             e.exit_code()
         }
     }

@@ -13,6 +13,7 @@ pub mod envinfo;
 pub mod exit_codes;
 pub mod fault;
 pub mod functional;
+pub mod init;
 pub mod load;
 pub mod logging;
 pub mod observe;

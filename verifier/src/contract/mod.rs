@@ -176,6 +176,23 @@ impl Contract {
         (at, v)
     }
 
+    /// Follows local `$ref`s from a value already in hand (a parameter, a link, an example),
+    /// bounded as [`Contract::resolve`] is; a dangling reference leaves the value as it is.
+    pub fn resolve_value<'a>(&'a self, mut v: &'a serde_json::Value) -> &'a serde_json::Value {
+        for _ in 0..16 {
+            match v
+                .get("$ref")
+                .and_then(|r| r.as_str())
+                .and_then(|r| r.strip_prefix('#'))
+                .and_then(|p| self.doc.pointer(p))
+            {
+                Some(next) => v = next,
+                None => break,
+            }
+        }
+        v
+    }
+
     /// The response object declared for `status` (exact code, then `4XX`-style range, then
     /// `default`), with its resolved pointer; `None` when the status is undeclared.
     pub fn response_for(
