@@ -38,6 +38,23 @@ pub enum Command {
     /// no regression, or inconclusive per endpoint and statistic. Weaker evidence than a paired
     /// run (`run --baseline-target`), and the report says so.
     Compare(CompareArgs),
+    /// Render a saved report.json again without running anything: the terminal summary, and
+    /// report.html and summary.md where asked. Exit 0 once rendered (the run's verdict is in the
+    /// report, not re-issued); 2 for a file that is not a report of this schema; 3 for an output
+    /// that cannot be written.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The report.json of a run.
+    pub report: PathBuf,
+    /// Write the HTML report here.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Write the Markdown summary here.
+    #[arg(long, value_name = "FILE")]
+    pub md: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,7 +90,7 @@ pub struct RunArgs {
     /// adds the scenario's `compare:` section with default allowances if it has none.
     #[arg(long, env = "VERIFIER_BASELINE_TARGET")]
     pub baseline_target: Option<String>,
-    /// Where report.json, junit.xml and summary.md go.
+    /// Where report.json, junit.xml, summary.md and report.html go.
     #[arg(long, env = "VERIFIER_REPORT_DIR", default_value = "verifier-report")]
     pub report_dir: PathBuf,
     /// Live progress: a bar on a terminal, plain lines otherwise.
@@ -174,6 +191,7 @@ pub fn main() -> ExitCode {
         }
         Command::Triggers(args) => return ExitCode::from(crate::trigger::cli::run(args)),
         Command::Compare(args) => return ExitCode::from(compare(args)),
+        Command::Report(args) => return ExitCode::from(rerender(args)),
         _ => {}
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -194,7 +212,8 @@ pub fn main() -> ExitCode {
             | Command::Plan(_)
             | Command::Schema(_)
             | Command::Triggers(_)
-            | Command::Compare(_) => exit_codes::USAGE,
+            | Command::Compare(_)
+            | Command::Report(_) => exit_codes::USAGE,
         }
     });
     ExitCode::from(code)
@@ -313,6 +332,42 @@ async fn run(args: RunArgs) -> u8 {
             e.exit_code()
         }
     }
+}
+
+/// `verifier report`: a saved run rendered again. The input is checked first (exit 2), then
+/// every output path (exit 3), and only then is anything rendered or written.
+fn rerender(args: &ReportArgs) -> u8 {
+    let report = match crate::report::saved::read(&args.report) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("verifier: {e}");
+            return exit_codes::USAGE;
+        }
+    };
+    let outputs: Vec<&PathBuf> = args.html.iter().chain(args.md.iter()).collect();
+    for p in &outputs {
+        if let Err(e) = crate::report::saved::check_writable(p) {
+            eprintln!("verifier: {e}");
+            return exit_codes::ENVIRONMENT;
+        }
+    }
+    eprint!("{}", crate::report::terminal(&report));
+    let mut written = Vec::new();
+    for (path, body) in [
+        (&args.html, crate::report::html::render as fn(&_) -> String),
+        (&args.md, crate::report::markdown),
+    ] {
+        let Some(path) = path else { continue };
+        if let Err(e) = crate::report::files::write_atomically(path, body(&report).as_bytes()) {
+            eprintln!("verifier: {}: cannot be written: {e}", path.display());
+            return exit_codes::ENVIRONMENT;
+        }
+        written.push(path.display().to_string());
+    }
+    if !written.is_empty() {
+        eprintln!("reports: {}", written.join(", "));
+    }
+    exit_codes::PASS
 }
 
 /// `verifier compare`: two saved runs, judged unpaired.

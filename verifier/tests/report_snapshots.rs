@@ -150,7 +150,10 @@ fn reports_are_written_to_the_report_dir() {
         .iter()
         .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, ["report.json", "junit.xml", "summary.md"]);
+    assert_eq!(
+        names,
+        ["report.json", "junit.xml", "summary.md", "report.html"]
+    );
     let back: Report = serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
     assert_eq!(back.verdict, fixed_report(false).verdict);
 }

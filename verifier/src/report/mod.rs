@@ -4,6 +4,8 @@
 
 pub mod comparison;
 pub mod files;
+pub mod html;
+pub mod saved;
 
 pub mod progress;
 
@@ -195,6 +197,45 @@ impl Report {
             comparison: None,
         }
     }
+}
+
+/// The family a rule belongs to, as summaries group passing rules (`contract 9/9 pass`).
+pub fn rule_family(kind: crate::rule::RuleKind) -> &'static str {
+    use crate::rule::RuleKind as K;
+    match kind {
+        K::Latency => "latency",
+        K::ErrorRate => "errors",
+        K::Throughput => "throughput",
+        K::Generator => "generator",
+        K::Fault => "fault",
+        K::Invariant => "nothing-lost",
+        K::Functional => "functional",
+        K::Contract => "contract",
+        K::Security => "security",
+        K::Trigger => "trigger",
+        K::Observability => "observability",
+        K::Regression => "regression",
+    }
+}
+
+/// Per family, in the order families first appear: (family, passing rules, all rules).
+pub fn family_counts(rules: &[crate::rule::RuleResult]) -> Vec<(&'static str, usize, usize)> {
+    let mut out: Vec<(&'static str, usize, usize)> = Vec::new();
+    for r in rules {
+        let f = rule_family(r.kind);
+        let i = match out.iter().position(|x| x.0 == f) {
+            Some(i) => i,
+            None => {
+                out.push((f, 0, 0));
+                out.len() - 1
+            }
+        };
+        out[i].2 += 1;
+        if r.status == Status::Pass {
+            out[i].1 += 1;
+        }
+    }
+    out
 }
 
 fn mark(s: Status) -> &'static str {
@@ -575,7 +616,7 @@ pub fn markdown(r: &Report) -> String {
     o
 }
 
-/// Writes `report.json`, `junit.xml` and `summary.md` into `dir` (see [`files`]).
+/// Writes `report.json`, `junit.xml`, `summary.md` and `report.html` into `dir` (see [`files`]).
 pub use files::write_all;
 
 /// The JSON Schema of `report.json`, as checked in under `verifier/schema/`.
