@@ -55,6 +55,22 @@ pub struct ReportArgs {
     /// Write the Markdown summary here.
     #[arg(long, value_name = "FILE")]
     pub md: Option<PathBuf>,
+    /// Print only the verdict line.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// The summary for stderr: colour only on a terminal and without `NO_COLOR`; `quiet` keeps the
+/// verdict line alone.
+fn summary(r: &crate::report::Report, quiet: bool) -> String {
+    use std::io::IsTerminal;
+    let color = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    if quiet {
+        crate::report::verdict_line(r, color)
+    } else {
+        crate::report::terminal_styled(r, color)
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -96,6 +112,9 @@ pub struct RunArgs {
     /// Live progress: a bar on a terminal, plain lines otherwise.
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
     pub progress: ProgressArg,
+    /// Print only the verdict line (no progress, no summary); the reports are written as always.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -314,6 +333,7 @@ async fn run(args: RunArgs) -> u8 {
         baseline_target: args.baseline_target,
         report_dir: args.report_dir,
         progress: match args.progress {
+            _ if args.quiet => Mode::Off,
             ProgressArg::Auto => Mode::Auto,
             ProgressArg::Bar => Mode::Bar,
             ProgressArg::Lines => Mode::Lines,
@@ -322,9 +342,14 @@ async fn run(args: RunArgs) -> u8 {
     };
     match crate::run::run(&opts, stop, &|k| std::env::var(k).ok()).await {
         Ok(out) => {
-            eprint!("\n{}", crate::report::terminal(&out.report));
-            let names: Vec<String> = out.files.iter().map(|p| p.display().to_string()).collect();
-            eprintln!("reports: {}", names.join(", "));
+            if args.quiet {
+                eprint!("{}", summary(&out.report, true));
+            } else {
+                eprint!("\n{}", summary(&out.report, false));
+                let names: Vec<String> =
+                    out.files.iter().map(|p| p.display().to_string()).collect();
+                eprintln!("reports: {}", names.join(", "));
+            }
             out.report.exit_code
         }
         Err(e) => {
@@ -351,7 +376,7 @@ fn rerender(args: &ReportArgs) -> u8 {
             return exit_codes::ENVIRONMENT;
         }
     }
-    eprint!("{}", crate::report::terminal(&report));
+    eprint!("{}", summary(&report, args.quiet));
     let mut written = Vec::new();
     for (path, body) in [
         (&args.html, crate::report::html::render as fn(&_) -> String),
@@ -364,7 +389,7 @@ fn rerender(args: &ReportArgs) -> u8 {
         }
         written.push(path.display().to_string());
     }
-    if !written.is_empty() {
+    if !written.is_empty() && !args.quiet {
         eprintln!("reports: {}", written.join(", "));
     }
     exit_codes::PASS

@@ -130,6 +130,10 @@ fn failing() -> Report {
             .detail("4 of 2400 answers above the budget")
             .evidence(vec![
                 "curl -sS -X POST http://127.0.0.1:8080/v1/orders -H 'Idempotency-Key: k1'".into(),
+                format!(
+                    "answer: 503 {{\"detail\": \"{}\"}}",
+                    "upstream timed out ".repeat(12)
+                ),
             ]),
     );
     rules.push(
@@ -659,6 +663,27 @@ fn verifier_report_renders_a_saved_run_again() {
     ]);
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("latency.create-order.p99"), "{err}");
+    // Piped: no colour; every line fits 100 columns, the long evidence wrapped, not cut.
+    assert!(!err.contains('\x1b'), "{err}");
+    // (The paths written are the machine's, not the summary's.)
+    for l in err.lines().filter(|l| !l.starts_with("reports: ")) {
+        assert!(
+            l.chars().count() <= 100,
+            "{} columns: {l}",
+            l.chars().count()
+        );
+    }
+    assert_eq!(err.matches("upstream").count(), 12, "{err}");
+    assert!(
+        err.contains("passing: latency 2/3 pass, errors 1/1 pass, contract 9/10 pass"),
+        "{err}"
+    );
+    let (code, quiet) = rerender(&[json.as_os_str(), "--quiet".as_ref()]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        quiet,
+        "FAIL: smoke (open model against http://127.0.0.1:8080)\n"
+    );
     // The saved report renders to the very page and summary the run wrote.
     assert_eq!(
         std::fs::read_to_string(&html).unwrap(),
