@@ -526,6 +526,7 @@ async fn run_in(
         planned: plan.planned,
     };
     let mut report = Report::new(&facts, &measurements, verdict, generator);
+    report.load_phases = scenario.load.spans();
     report.faults = fault_reports;
     report.invariants = invariant_report;
     report.triggers = trigger_report;

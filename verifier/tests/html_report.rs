@@ -17,6 +17,7 @@ use verifier::record::series::{Series, window_for};
 use verifier::record::{Outcome, Recorder};
 use verifier::report::{self, GeneratorReport, Report, RunFacts};
 use verifier::rule::{RuleKind, RuleResult, Status};
+use verifier::scenario::spans::LoadSpan;
 use verifier::trigger::gate::{TriggerReport, TriggerTrack};
 use verifier::verdict::Verdict;
 
@@ -206,6 +207,20 @@ fn drill() -> Report {
         },
         rules,
     );
+    r.load_phases = vec![
+        LoadSpan {
+            kind: "ramp".into(),
+            label: "ramp 0→30/s".into(),
+            start_s: 0.0,
+            end_s: 10.0,
+        },
+        LoadSpan {
+            kind: "steady".into(),
+            label: "30/s".into(),
+            start_s: 10.0,
+            end_s: 90.0,
+        },
+    ];
     r.faults = vec![
         FaultReport {
             name: "redis-down".into(),
@@ -594,6 +609,9 @@ fn a_drill_report_shows_faults_triggers_and_nothing_lost() {
     }
     // Two fault bands on each of the six plots over time.
     assert_eq!(html.matches(r#"<g class="band">"#).count(), 2 * 6);
+    // Two load phases on each of them, named.
+    assert_eq!(html.matches(r#"<g class="phase">"#).count(), 2 * 6);
+    assert!(html.contains("ramp 0→30/s"));
     let (seen, _) = check_in_browser(&dir);
     let mut want = Vec::new();
     let ids: Vec<String> = (0..3)

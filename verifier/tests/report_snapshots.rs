@@ -88,12 +88,14 @@ fn fixed_report(interrupted: bool) -> Report {
         started_at: UNIX_EPOCH + Duration::from_secs(1_795_000_000),
         planned: Duration::from_secs(10),
     };
-    Report::new(
+    let mut r = Report::new(
         &facts,
         &m,
         verdict,
         GeneratorReport::new(&engine, 24 * 1024 * 1024),
-    )
+    );
+    r.load_phases = scenario.load.spans();
+    r
 }
 
 #[test]

@@ -47,6 +47,9 @@ pub struct Report {
     pub endpoints: Vec<EndpointReport>,
     /// Per-slice totals, in order.
     pub timeline: Vec<SliceSummary>,
+    /// The load's phases as planned, seconds from the start of load (drawn under the plots).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub load_phases: Vec<crate::scenario::spans::LoadSpan>,
     /// Every endpoint in every window of the run (histograms and counts), by due time: what a
     /// later comparison, merge or plot needs. Absent in schema 1 reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -187,6 +190,7 @@ impl Report {
                 .map(|(n, s)| EndpointReport::from_stats(n, s))
                 .collect(),
             timeline: m.timeline.clone(),
+            load_phases: Vec::new(),
             series: Some(m.series.to_report()),
             generator,
             faults: Vec::new(),

@@ -37,7 +37,7 @@ details{margin:4px 0}summary{cursor:pointer}
 .note{color:#555;font-size:12px}
 svg.plot{display:block;width:100%;height:auto;margin:6px 0 12px;font-size:11px}
 svg.plot .title{font-weight:600;font-size:12px}svg.plot .grid{stroke:#e6e6e6}svg.plot .frame{fill:none;stroke:#999}
-svg.plot .tick{fill:#555}svg.plot .band-label{fill:#8a1c1c;font-size:10px}svg.plot .axis-label{fill:#333}
+svg.plot .tick{fill:#555}svg.plot .phase-label{fill:#666;font-size:10px}svg.plot .band-label{fill:#8a1c1c;font-size:10px}svg.plot .axis-label{fill:#333}
 #render-check{font-size:11px;color:#777}
 "#;
 

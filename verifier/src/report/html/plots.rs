@@ -137,7 +137,7 @@ pub fn endpoints(r: &Report) -> Drawn {
     }
     notes.push(
         "Latency is corrected for coordinated omission (measured from the intended send time). \
-         Shaded: fault windows as applied; red marks: trigger firings. The spectrum's x axis is \
+         Grey along the bottom: load phases as planned; shaded red: fault windows as applied; red marks: trigger firings. The spectrum's x axis is \
          log10(1/(1−q)): 90 %, 99 %, 99.9 % … are equally spaced."
             .into(),
     );
@@ -146,6 +146,16 @@ pub fn endpoints(r: &Report) -> Drawn {
     if let Some(s) = &cand {
         end = end.max(s.windows.len() as f64 * window_s);
     }
+    let phases: Vec<Band> = r
+        .load_phases
+        .iter()
+        .map(|p| Band {
+            from: p.start_s,
+            to: p.end_s,
+            label: p.label.clone(),
+            color: "#555",
+        })
+        .collect();
     let mut bands = Vec::new();
     for f in &r.faults {
         let (a, b) = match (f.applied_at_s, f.reverted_at_s) {
@@ -239,6 +249,7 @@ pub fn endpoints(r: &Report) -> Drawn {
                 x: seconds_axis(end),
                 y: Axis::latency_log(lo, hi, "latency"),
                 lines,
+                phases: phases.clone(),
                 bands: bands.clone(),
                 marks: marks.clone(),
             });
@@ -286,6 +297,7 @@ pub fn endpoints(r: &Report) -> Drawn {
                 x: seconds_axis(end),
                 y: Axis::linear(hi * 1.05, "per second", &|v| trim(v)),
                 lines,
+                phases: phases.clone(),
                 bands: bands.clone(),
                 marks: marks.clone(),
             });
@@ -345,6 +357,7 @@ pub fn endpoints(r: &Report) -> Drawn {
                 x,
                 y: Axis::linear(hi * 1.05, "latency", &|v| fmt_us(v.round() as u64)),
                 lines,
+                phases: Vec::new(),
                 bands: Vec::new(),
                 marks: Vec::new(),
             });

@@ -143,6 +143,9 @@ pub struct Plot {
     pub x: Axis,
     pub y: Axis,
     pub lines: Vec<Line>,
+    /// Load phases: every other one lightly shaded, each named along the bottom.
+    pub phases: Vec<Band>,
+    /// Fault windows: shaded, named along the top.
     pub bands: Vec<Band>,
     pub marks: Vec<Mark>,
 }
@@ -177,7 +180,22 @@ impl Plot {
             r#"<text x="{LEFT}" y="16" class="title">{}</text>"#,
             esc(&self.title)
         );
-        // Bands under everything else, each named at its top.
+        // Load phases, then fault bands, under everything else.
+        for (i, b) in self.phases.iter().enumerate() {
+            let (a, z) = (px(b.from), px(b.to.max(b.from)));
+            let _ = write!(
+                o,
+                r#"<g class="phase"><rect x="{}" y="{TOP}" width="{}" height="{ph}" fill="{}" fill-opacity="{}"><title>{}</title></rect><text x="{}" y="{}" class="phase-label">{}</text></g>"#,
+                f1(a),
+                f1((z - a).max(0.5)),
+                b.color,
+                if i % 2 == 0 { "0.07" } else { "0" },
+                esc(&b.label),
+                f1(a + 3.0),
+                TOP + ph - 4.0,
+                esc(&b.label)
+            );
+        }
         for b in &self.bands {
             let (a, z) = (px(b.from), px(b.to.max(b.from)));
             let _ = write!(
@@ -305,6 +323,12 @@ mod tests {
             x: Axis::linear(10.0, "s", &|v| format!("{v}")),
             y: Axis::latency_log(100.0, 50_000.0, "latency"),
             lines,
+            phases: vec![Band {
+                from: 0.0,
+                to: 5.0,
+                label: "ramp 0→10/s".into(),
+                color: "#555",
+            }],
             bands: vec![Band {
                 from: 2.0,
                 to: 4.0,
@@ -342,6 +366,7 @@ mod tests {
         assert_eq!(d.split('"').next().unwrap().matches('M').count(), 2);
         assert!(s.contains("t &lt;&amp;&gt;"));
         assert!(s.contains("redis-down"));
+        assert!(s.contains(r#"<g class="phase">"#) && s.contains("ramp 0→10/s"));
     }
 
     #[test]
