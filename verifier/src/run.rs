@@ -375,6 +375,7 @@ async fn run_in(
         plan.planned,
         origin,
         done.clone(),
+        Some(scenario.load.clone()),
     ));
     // Slices close on time even when no request completes (a stalled target).
     let ticker = {

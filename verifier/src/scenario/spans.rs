@@ -23,6 +23,62 @@ fn rate(r: f64) -> String {
 }
 
 impl Load {
+    /// What the plan asks for `at` seconds into load, for progress lines: `target 120/s` (the
+    /// open model's arrival rate, ramps interpolated) or `target 50 users`; `None` past the end.
+    pub fn target_at(&self, at: f64) -> Option<String> {
+        let mut start = 0.0;
+        let mut users = 0u32;
+        match self {
+            Load::Open(o) => {
+                for p in &o.phases {
+                    let (secs, r) = match p {
+                        RatePhase::Ramp { from, to, duration } => {
+                            let d = duration.0.as_secs_f64();
+                            let f = if d > 0.0 {
+                                ((at - start) / d).clamp(0.0, 1.0)
+                            } else {
+                                1.0
+                            };
+                            (d, from + (to - from) * f)
+                        }
+                        RatePhase::Steady { rate, duration }
+                        | RatePhase::Spike { rate, duration } => (duration.0.as_secs_f64(), *rate),
+                    };
+                    if at < start + secs {
+                        return Some(format!("target {}/s", rate(r)));
+                    }
+                    start += secs;
+                }
+            }
+            Load::Closed(c) => {
+                for p in &c.phases {
+                    let (secs, now, after) = match p {
+                        UserPhase::Ramp { users: u, duration } => {
+                            let d = duration.0.as_secs_f64();
+                            let f = if d > 0.0 {
+                                ((at - start) / d).clamp(0.0, 1.0)
+                            } else {
+                                1.0
+                            };
+                            let n = f64::from(users) + (f64::from(*u) - f64::from(users)) * f;
+                            (d, n.round() as u32, *u)
+                        }
+                        UserPhase::Steady { duration } => (duration.0.as_secs_f64(), users, users),
+                        UserPhase::Spike { users: u, duration } => {
+                            (duration.0.as_secs_f64(), *u, users)
+                        }
+                    };
+                    if at < start + secs {
+                        return Some(format!("target {now} users"));
+                    }
+                    users = after;
+                    start += secs;
+                }
+            }
+        }
+        None
+    }
+
     /// The phases laid end to end from 0.
     pub fn spans(&self) -> Vec<LoadSpan> {
         let mut at = 0.0;
@@ -116,6 +172,9 @@ mod tests {
             ],
             max_in_flight: 10,
         });
+        assert_eq!(open.target_at(5.0).as_deref(), Some("target 50/s"));
+        assert_eq!(open.target_at(42.0).as_deref(), Some("target 250.5/s"));
+        assert_eq!(open.target_at(45.0), None);
         let s = open.spans();
         assert_eq!(
             s.iter()
@@ -136,6 +195,8 @@ mod tests {
                 UserPhase::Steady { duration: d(20) },
             ],
         });
+        assert_eq!(closed.target_at(2.5).as_deref(), Some("target 10 users"));
+        assert_eq!(closed.target_at(10.0).as_deref(), Some("target 20 users"));
         let s = closed.spans();
         assert_eq!(s[1].label, "20 users");
         assert_eq!(s[1].end_s, 25.0);
