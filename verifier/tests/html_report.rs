@@ -14,8 +14,8 @@ use verifier::compare::{ComparisonReport, Pairing, Settings, Statistic};
 use verifier::drill::{FaultEffect, FaultReport, InvariantReport};
 use verifier::load::EngineReport;
 use verifier::record::series::{Series, window_for};
-use verifier::record::{Outcome, Recorder};
-use verifier::report::{self, GeneratorReport, Report, RunFacts};
+use verifier::record::{Outcome, Recorder, Stats};
+use verifier::report::{self, EndpointReport, GeneratorReport, Report, RunFacts};
 use verifier::rule::{RuleKind, RuleResult, Status};
 use verifier::scenario::spans::LoadSpan;
 use verifier::trigger::gate::{TriggerReport, TriggerTrack};
@@ -339,19 +339,36 @@ fn one_hour() -> Report {
         names.iter().map(|n| (*n).to_owned()).collect(),
         window_for(hour),
     );
+    let mut whole: Vec<Stats> = names.iter().map(|_| Stats::new()).collect();
     for sec in 0..3600u64 {
         for i in 0..5u64 {
             let due = Duration::from_secs(sec) + Duration::from_millis(i * 200);
-            for e in 0..names.len() {
+            for (e, w) in whole.iter_mut().enumerate() {
                 let outcome = if sec % 600 == 0 && i == 0 {
                     Outcome::Status5xx
                 } else {
                     Outcome::Ok
                 };
-                s.record(e, due, Duration::from_micros(smooth(e, sec, i)), outcome);
+                // A tail: one answer in a thousand is slow, so the spectrum spans its decades.
+                let us = if (sec * 5 + i) % 1000 == 999 {
+                    250_000
+                } else {
+                    smooth(e, sec, i)
+                };
+                s.record(e, due, Duration::from_micros(us), outcome);
+                w.hist.saturating_record(us);
+                w.counts.add(outcome, 1);
             }
         }
     }
+    // The whole-run numbers are the hour's too.
+    let mut all = Stats::new();
+    for (e, w) in whole.iter().enumerate() {
+        r.endpoints[e] = EndpointReport::from_stats(names[e], w);
+        all.merge(w);
+    }
+    r.overall = EndpointReport::from_stats("*", &all);
+    r.throughput_rps = all.counts.total() as f64 / 3600.0;
     r.series = Some(s.to_report());
     r.elapsed_s = 3600.0;
     r.planned_s = 3600.0;
