@@ -102,7 +102,7 @@ demo-run:
 	@export ORDERS_JWT_SECRET='$(DEMO_JWT_SECRET)' && \
 	  export VERIFIER_TOKEN="$$(./target/bin/devtoken -tenant demo)" && \
 	  code=0 && ./target/release/verifier run scenarios/smoke.yaml --report-dir $(REPORTS)/smoke || code=$$?; \
-	  echo "make demo: verdict exit code $$code; reports in $(REPORTS)/smoke/ (summary.md, report.json, junit.xml)"; \
+	  echo "make demo: verdict exit code $$code; reports in $(REPORTS)/smoke/ (report.html, summary.md, report.json, junit.xml)"; \
 	  exit $$code
 
 drill-run:

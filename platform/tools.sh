@@ -54,6 +54,21 @@ if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2
   fi
 fi
 
+# Chromium: the browser check of report.html (verifier/tests/html_report.rs) loads each page
+# headless with networking disabled.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    die "chromium is missing: install it (Debian: apt-get install chromium) and put it on PATH; the report.html browser check needs it"
+  fi
+  note "installing Debian's chromium (for the report.html browser check; once)"
+  log="$KIT_STATE_DIR/logs/apt-chromium.log"
+  if ! DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y --no-install-recommends chromium fonts-dejavu-core >"$log" 2>&1; then
+    timeout 600 apt-get update >>"$log" 2>&1 || die "apt-get update failed (see $log)"
+    DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y --no-install-recommends chromium fonts-dejavu-core >>"$log" 2>&1 ||
+      die "apt-get install chromium failed (see $log)"
+  fi
+fi
+
 # Schemathesis: a virtual environment made with Python 3.10 or newer, kept while it holds the pinned
 # version; remade (--clear) otherwise.
 venv="$KIT_STATE_DIR/venv-schemathesis"

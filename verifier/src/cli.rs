@@ -42,6 +42,11 @@ pub enum Command {
     /// operations, bodies from its schemas, the contract check, conservative budgets (measured
     /// ones with --calibrate), every section explained in comments.
     Init(InitArgs),
+    /// Render a saved report.json again without running anything: the terminal summary, and
+    /// report.html and summary.md where asked. Exit 0 once rendered (the run's verdict is in the
+    /// report, not re-issued); 2 for a file that is not a report of this schema; 3 for an output
+    /// that cannot be written.
+    Report(ReportArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -66,6 +71,34 @@ pub struct InitArgs {
 
 fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
     crate::scenario::parse_duration(s)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The report.json of a run.
+    pub report: PathBuf,
+    /// Write the HTML report here.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Write the Markdown summary here.
+    #[arg(long, value_name = "FILE")]
+    pub md: Option<PathBuf>,
+    /// Print only the verdict line.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// The summary for stderr: colour only on a terminal and without `NO_COLOR`; `quiet` keeps the
+/// verdict line alone.
+fn summary(r: &crate::report::Report, quiet: bool) -> String {
+    use std::io::IsTerminal;
+    let color = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    if quiet {
+        crate::report::verdict_line(r, color)
+    } else {
+        crate::report::terminal_styled(r, color)
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -101,12 +134,15 @@ pub struct RunArgs {
     /// adds the scenario's `compare:` section with default allowances if it has none.
     #[arg(long, env = "VERIFIER_BASELINE_TARGET")]
     pub baseline_target: Option<String>,
-    /// Where report.json, junit.xml and summary.md go.
+    /// Where report.json, junit.xml, summary.md and report.html go.
     #[arg(long, env = "VERIFIER_REPORT_DIR", default_value = "verifier-report")]
     pub report_dir: PathBuf,
     /// Live progress: a bar on a terminal, plain lines otherwise.
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
     pub progress: ProgressArg,
+    /// Print only the verdict line (no progress, no summary); the reports are written as always.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -202,6 +238,7 @@ pub fn main() -> ExitCode {
         }
         Command::Triggers(args) => return ExitCode::from(crate::trigger::cli::run(args)),
         Command::Compare(args) => return ExitCode::from(compare(args)),
+        Command::Report(args) => return ExitCode::from(rerender(args)),
         _ => {}
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -223,7 +260,8 @@ pub fn main() -> ExitCode {
             | Command::Plan(_)
             | Command::Schema(_)
             | Command::Triggers(_)
-            | Command::Compare(_) => exit_codes::USAGE,
+            | Command::Compare(_)
+            | Command::Report(_) => exit_codes::USAGE,
         }
     });
     ExitCode::from(code)
@@ -324,6 +362,7 @@ async fn run(args: RunArgs) -> u8 {
         baseline_target: args.baseline_target,
         report_dir: args.report_dir,
         progress: match args.progress {
+            _ if args.quiet => Mode::Off,
             ProgressArg::Auto => Mode::Auto,
             ProgressArg::Bar => Mode::Bar,
             ProgressArg::Lines => Mode::Lines,
@@ -332,9 +371,14 @@ async fn run(args: RunArgs) -> u8 {
     };
     match crate::run::run(&opts, stop, &|k| std::env::var(k).ok()).await {
         Ok(out) => {
-            eprint!("\n{}", crate::report::terminal(&out.report));
-            let names: Vec<String> = out.files.iter().map(|p| p.display().to_string()).collect();
-            eprintln!("reports: {}", names.join(", "));
+            if args.quiet {
+                eprint!("{}", summary(&out.report, true));
+            } else {
+                eprint!("\n{}", summary(&out.report, false));
+                let names: Vec<String> =
+                    out.files.iter().map(|p| p.display().to_string()).collect();
+                eprintln!("reports: {}", names.join(", "));
+            }
             out.report.exit_code
         }
         Err(e) => {
@@ -363,6 +407,42 @@ async fn init(args: InitArgs) -> u8 {
             e.exit_code()
         }
     }
+}
+
+/// `verifier report`: a saved run rendered again. The input is checked first (exit 2), then
+/// every output path (exit 3), and only then is anything rendered or written.
+fn rerender(args: &ReportArgs) -> u8 {
+    let report = match crate::report::saved::read(&args.report) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("verifier: {e}");
+            return exit_codes::USAGE;
+        }
+    };
+    let outputs: Vec<&PathBuf> = args.html.iter().chain(args.md.iter()).collect();
+    for p in &outputs {
+        if let Err(e) = crate::report::saved::check_writable(p) {
+            eprintln!("verifier: {e}");
+            return exit_codes::ENVIRONMENT;
+        }
+    }
+    eprint!("{}", summary(&report, args.quiet));
+    let mut written = Vec::new();
+    for (path, body) in [
+        (&args.html, crate::report::html::render as fn(&_) -> String),
+        (&args.md, crate::report::markdown),
+    ] {
+        let Some(path) = path else { continue };
+        if let Err(e) = crate::report::files::write_atomically(path, body(&report).as_bytes()) {
+            eprintln!("verifier: {}: cannot be written: {e}", path.display());
+            return exit_codes::ENVIRONMENT;
+        }
+        written.push(path.display().to_string());
+    }
+    if !written.is_empty() && !args.quiet {
+        eprintln!("reports: {}", written.join(", "));
+    }
+    exit_codes::PASS
 }
 
 /// `verifier compare`: two saved runs, judged unpaired.

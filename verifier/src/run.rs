@@ -375,6 +375,7 @@ async fn run_in(
         plan.planned,
         origin,
         done.clone(),
+        Some(scenario.load.clone()),
     ));
     // Slices close on time even when no request completes (a stalled target).
     let ticker = {
@@ -526,6 +527,7 @@ async fn run_in(
         planned: plan.planned,
     };
     let mut report = Report::new(&facts, &measurements, verdict, generator);
+    report.load_phases = scenario.load.spans();
     report.faults = fault_reports;
     report.invariants = invariant_report;
     report.triggers = trigger_report;

@@ -88,12 +88,14 @@ fn fixed_report(interrupted: bool) -> Report {
         started_at: UNIX_EPOCH + Duration::from_secs(1_795_000_000),
         planned: Duration::from_secs(10),
     };
-    Report::new(
+    let mut r = Report::new(
         &facts,
         &m,
         verdict,
         GeneratorReport::new(&engine, 24 * 1024 * 1024),
-    )
+    );
+    r.load_phases = scenario.load.spans();
+    r
 }
 
 #[test]
@@ -150,7 +152,10 @@ fn reports_are_written_to_the_report_dir() {
         .iter()
         .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, ["report.json", "junit.xml", "summary.md"]);
+    assert_eq!(
+        names,
+        ["report.json", "junit.xml", "summary.md", "report.html"]
+    );
     let back: Report = serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
     assert_eq!(back.verdict, fixed_report(false).verdict);
 }

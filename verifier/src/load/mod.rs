@@ -478,6 +478,12 @@ impl Collector {
         let g = self.recorder.lock().unwrap_or_else(|p| p.into_inner());
         g.as_ref().map(|r| r.totals_counts()).unwrap_or((0, 0))
     }
+
+    /// The p99 of the last closed slice with answers, for progress lines.
+    pub fn recent_p99_us(&self) -> Option<u64> {
+        let g = self.recorder.lock().unwrap_or_else(|p| p.into_inner());
+        g.as_ref().and_then(|r| r.recent_p99_us())
+    }
 }
 
 /// What an engine reports about itself, beside the measurements.

@@ -268,6 +268,15 @@ impl Recorder {
         })
     }
 
+    /// The p99 of the last slice that closed with answers in it (all endpoints), for progress.
+    pub fn recent_p99_us(&self) -> Option<u64> {
+        self.timeline
+            .iter()
+            .rev()
+            .find(|s| s.requests > 0)
+            .map(|s| s.p99_us)
+    }
+
     /// Everything recorded so far, all endpoints together.
     pub fn totals(&self) -> Stats {
         let mut all = Stats::new();

@@ -17,7 +17,7 @@ use crate::exit_codes;
 use super::Report;
 
 /// The files a run writes, in the order it writes them.
-pub const REPORT_FILES: [&str; 3] = ["report.json", "junit.xml", "summary.md"];
+pub const REPORT_FILES: [&str; 4] = ["report.json", "junit.xml", "summary.md", "report.html"];
 const LOCK: &str = ".verifier.lock";
 
 /// Why a report directory cannot be claimed.
@@ -136,7 +136,7 @@ impl ReportDir {
         &self.dir
     }
 
-    /// Writes `report.json`, `junit.xml` and `summary.md`, each atomically.
+    /// Writes `report.json`, `junit.xml`, `summary.md` and `report.html`, each atomically.
     pub fn write_all(&self, r: &Report) -> std::io::Result<Vec<PathBuf>> {
         write_all(&self.dir, r)
     }
@@ -148,7 +148,7 @@ impl Drop for ReportDir {
     }
 }
 
-/// Writes `report.json`, `junit.xml` and `summary.md` into `dir`, each under a unique temporary
+/// Writes `report.json`, `junit.xml`, `summary.md` and `report.html` into `dir`, each under a unique temporary
 /// name first and then renamed, so a reader never sees half a report.
 pub fn write_all(dir: &Path, r: &Report) -> std::io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
@@ -156,6 +156,7 @@ pub fn write_all(dir: &Path, r: &Report) -> std::io::Result<Vec<PathBuf>> {
         serde_json::to_string_pretty(r).map_err(std::io::Error::other)? + "\n",
         super::junit(r),
         super::markdown(r),
+        super::html::render(r),
     ];
     let mut out = Vec::new();
     for (name, body) in REPORT_FILES.iter().zip(bodies) {

@@ -4,6 +4,8 @@
 
 pub mod comparison;
 pub mod files;
+pub mod html;
+pub mod saved;
 
 pub mod progress;
 
@@ -45,6 +47,9 @@ pub struct Report {
     pub endpoints: Vec<EndpointReport>,
     /// Per-slice totals, in order.
     pub timeline: Vec<SliceSummary>,
+    /// The load's phases as planned, seconds from the start of load (drawn under the plots).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub load_phases: Vec<crate::scenario::spans::LoadSpan>,
     /// Every endpoint in every window of the run (histograms and counts), by due time: what a
     /// later comparison, merge or plot needs. Absent in schema 1 reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -185,6 +190,7 @@ impl Report {
                 .map(|(n, s)| EndpointReport::from_stats(n, s))
                 .collect(),
             timeline: m.timeline.clone(),
+            load_phases: Vec::new(),
             series: Some(m.series.to_report()),
             generator,
             faults: Vec::new(),
@@ -197,6 +203,45 @@ impl Report {
     }
 }
 
+/// The family a rule belongs to, as summaries group passing rules (`contract 9/9 pass`).
+pub fn rule_family(kind: crate::rule::RuleKind) -> &'static str {
+    use crate::rule::RuleKind as K;
+    match kind {
+        K::Latency => "latency",
+        K::ErrorRate => "errors",
+        K::Throughput => "throughput",
+        K::Generator => "generator",
+        K::Fault => "fault",
+        K::Invariant => "nothing-lost",
+        K::Functional => "functional",
+        K::Contract => "contract",
+        K::Security => "security",
+        K::Trigger => "trigger",
+        K::Observability => "observability",
+        K::Regression => "regression",
+    }
+}
+
+/// Per family, in the order families first appear: (family, passing rules, all rules).
+pub fn family_counts(rules: &[crate::rule::RuleResult]) -> Vec<(&'static str, usize, usize)> {
+    let mut out: Vec<(&'static str, usize, usize)> = Vec::new();
+    for r in rules {
+        let f = rule_family(r.kind);
+        let i = match out.iter().position(|x| x.0 == f) {
+            Some(i) => i,
+            None => {
+                out.push((f, 0, 0));
+                out.len() - 1
+            }
+        };
+        out[i].2 += 1;
+        if r.status == Status::Pass {
+            out[i].1 += 1;
+        }
+    }
+    out
+}
+
 fn mark(s: Status) -> &'static str {
     match s {
         Status::Pass => "pass",
@@ -205,19 +250,104 @@ fn mark(s: Status) -> &'static str {
     }
 }
 
-/// The terminal summary: verdict first, then the table, then the rules.
-pub fn terminal(r: &Report) -> String {
-    let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "{}: {} ({} model against {}){}",
-        r.verdict.status.as_str().to_uppercase(),
-        r.scenario,
-        r.model,
-        r.target,
-        if r.partial { " [PARTIAL]" } else { "" }
+/// Widest line of the terminal summary.
+pub const TERMINAL_WIDTH: usize = 100;
+
+/// Word-wraps `text` into lines of at most `width` characters, each starting with `indent`;
+/// a word longer than a line is cut.
+fn wrap(text: &str, indent: &str, width: usize) -> Vec<String> {
+    let room = width.saturating_sub(indent.chars().count()).max(10);
+    let mut out = Vec::new();
+    for para in text.lines() {
+        let mut line = String::new();
+        for word in para.split_whitespace() {
+            let mut word: Vec<char> = word.chars().collect();
+            while !word.is_empty() {
+                let have = line.chars().count();
+                let sep = usize::from(have > 0);
+                if have + sep + word.len() <= room {
+                    if sep == 1 {
+                        line.push(' ');
+                    }
+                    line.extend(word.drain(..));
+                } else if have > 0 {
+                    out.push(format!("{indent}{}", std::mem::take(&mut line)));
+                } else {
+                    line.extend(word.drain(..room));
+                    out.push(format!("{indent}{}", std::mem::take(&mut line)));
+                }
+            }
+        }
+        if !line.is_empty() {
+            out.push(format!("{indent}{line}"));
+        }
+    }
+    out
+}
+
+/// Cuts `s` to `width` characters, marking the cut with `…`.
+fn cut(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        s.to_owned()
+    } else {
+        let mut o: String = s.chars().take(width.saturating_sub(1)).collect();
+        o.push('…');
+        o
+    }
+}
+
+/// ANSI colours for a terminal, or none.
+#[derive(Debug, Clone, Copy)]
+struct Paint(bool);
+
+impl Paint {
+    fn status(self, s: Status, text: &str) -> String {
+        if !self.0 {
+            return text.to_owned();
+        }
+        let code = match s {
+            Status::Pass => "32",
+            Status::Fail => "1;31",
+            Status::Inconclusive => "1;33",
+        };
+        format!("\x1b[{code}m{text}\x1b[0m")
+    }
+}
+
+/// The verdict line alone (what `--quiet` prints).
+pub fn verdict_line(r: &Report, color: bool) -> String {
+    let word = r.verdict.status.as_str().to_uppercase();
+    let head = cut(
+        &format!(
+            "{word}: {} ({} model against {}){}",
+            r.scenario,
+            r.model,
+            r.target,
+            if r.partial { " [PARTIAL]" } else { "" }
+        ),
+        TERMINAL_WIDTH,
     );
-    let _ = writeln!(o, "  {}", r.verdict.reason);
+    format!(
+        "{}{}\n",
+        Paint(color).status(r.verdict.status, &word),
+        &head[word.len()..]
+    )
+}
+
+/// The terminal summary without colour.
+pub fn terminal(r: &Report) -> String {
+    terminal_styled(r, false)
+}
+
+/// The terminal summary, at most [`TERMINAL_WIDTH`] columns: the verdict and its reason, the
+/// endpoint table with p95, the rules that did not pass in full, the passing ones counted per
+/// family. `color` adds ANSI colours (a terminal, without `NO_COLOR`).
+pub fn terminal_styled(r: &Report, color: bool) -> String {
+    let paint = Paint(color);
+    let mut o = verdict_line(r, color);
+    for l in wrap(&r.verdict.reason, "  ", TERMINAL_WIDTH) {
+        let _ = writeln!(o, "{l}");
+    }
     let _ = writeln!(
         o,
         "  {} requests in {:.1} s = {:.1} req/s, errors {:.2} %",
@@ -227,65 +357,89 @@ pub fn terminal(r: &Report) -> String {
         r.overall.error_rate * 100.0
     );
     let _ = writeln!(o);
+    // 2 + name + 10 + 8 + 4 × 11 = 64 + name: names beyond 36 characters are cut.
     let w = r
         .endpoints
         .iter()
-        .map(|e| e.name.len())
+        .map(|e| e.name.chars().count())
         .max()
         .unwrap_or(8)
-        .max(8);
+        .clamp(8, TERMINAL_WIDTH - 64);
     let _ = writeln!(
         o,
-        "  {:<w$} {:>9} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        "endpoint", "requests", "errors", "p50", "p90", "p99", "p99.9", "max"
+        "  {:<w$} {:>9} {:>7} {:>10} {:>10} {:>10} {:>10}",
+        "endpoint", "requests", "errors", "p50", "p95", "p99", "max"
     );
     for e in r.endpoints.iter().chain(std::iter::once(&r.overall)) {
         let name = if e.name == "*" {
-            "all"
+            "all".to_owned()
         } else {
-            e.name.as_str()
+            cut(&e.name, w)
         };
         let _ = writeln!(
             o,
-            "  {:<w$} {:>9} {:>6.2}% {:>10} {:>10} {:>10} {:>10} {:>10}",
+            "  {:<w$} {:>9} {:>6.2}% {:>10} {:>10} {:>10} {:>10}",
             name,
             e.requests,
             e.error_rate * 100.0,
             fmt_us(e.p50_us),
-            fmt_us(e.p90_us),
+            fmt_us(e.p95_us),
             fmt_us(e.p99_us),
-            fmt_us(e.p999_us),
             fmt_us(e.max_us)
         );
     }
     if let Some(c) = &r.comparison {
         let _ = writeln!(o);
-        o.push_str(&comparison::table(c));
+        for l in comparison::table(c).lines() {
+            let _ = writeln!(o, "{}", cut(l, TERMINAL_WIDTH));
+        }
     }
-    let _ = writeln!(o);
-    let iw = r
+    let mut open: Vec<&crate::rule::RuleResult> = r
         .verdict
         .rules
         .iter()
-        .map(|x| x.id.len())
-        .max()
-        .unwrap_or(10);
-    let bw = r
-        .verdict
-        .rules
-        .iter()
-        .map(|x| x.budget.chars().count())
-        .max()
-        .unwrap_or(10);
-    for rule in &r.verdict.rules {
-        let _ = writeln!(
-            o,
-            "  [{}] {:<iw$}  {:<bw$}  observed {}",
-            mark(rule.status),
-            rule.id,
-            rule.budget,
-            rule.observed
+        .filter(|x| x.status != Status::Pass)
+        .collect();
+    open.sort_by_key(|x| std::cmp::Reverse(x.status));
+    if !open.is_empty() {
+        let _ = writeln!(o);
+    }
+    for rule in open {
+        let m = format!("[{}]", mark(rule.status));
+        let head = format!(
+            "{m} {} ({}): {}, observed {}",
+            rule.id, rule.scope, rule.budget, rule.observed
         );
+        for (i, l) in wrap(&head, "  ", TERMINAL_WIDTH).into_iter().enumerate() {
+            if i == 0 {
+                let _ = writeln!(o, "{}", l.replacen(&m, &paint.status(rule.status, &m), 1));
+            } else {
+                let _ = writeln!(o, "  {l}");
+            }
+        }
+        for l in wrap(&rule.detail, "         ", TERMINAL_WIDTH) {
+            let _ = writeln!(o, "{l}");
+        }
+        for e in &rule.evidence {
+            for l in wrap(e, "         | ", TERMINAL_WIDTH) {
+                let _ = writeln!(o, "{l}");
+            }
+        }
+    }
+    let families: Vec<String> = family_counts(&r.verdict.rules)
+        .into_iter()
+        .filter(|f| f.1 > 0)
+        .map(|(f, pass, total)| format!("{f} {pass}/{total} pass"))
+        .collect();
+    if !families.is_empty() {
+        let _ = writeln!(o);
+        for l in wrap(
+            &format!("passing: {}", families.join(", ")),
+            "  ",
+            TERMINAL_WIDTH,
+        ) {
+            let _ = writeln!(o, "{l}");
+        }
     }
     if !r.faults.is_empty() {
         let _ = writeln!(o);
@@ -298,15 +452,19 @@ pub fn terminal(r: &Report) -> String {
                     fmt_us(x.p99_us)
                 )
             });
-            let _ = writeln!(
-                o,
-                "  fault {} ({} on {}, {:.0}–{:.0} s){seen}",
+            let line = format!(
+                "fault {} ({} on {}, {:.0}–{:.0} s){seen}",
                 f.name, f.kind, f.target, f.planned_start_s, f.planned_end_s
             );
+            for l in wrap(&line, "  ", TERMINAL_WIDTH) {
+                let _ = writeln!(o, "{l}");
+            }
         }
     }
     for p in &r.environment_problems {
-        let _ = writeln!(o, "  environment: {p}");
+        for l in wrap(&format!("environment: {p}"), "  ", TERMINAL_WIDTH) {
+            let _ = writeln!(o, "{l}");
+        }
     }
     let _ = writeln!(o);
     let _ = writeln!(o, "exit {} ({})", r.exit_code, r.verdict.status.as_str());
@@ -439,22 +597,35 @@ pub fn markdown(r: &Report) -> String {
         r.throughput_rps,
         r.overall.error_rate * 100.0
     );
-    let _ = writeln!(o, "| rule | scope | budget | observed | result |");
-    let _ = writeln!(o, "|---|---|---|---|---|");
-    for rule in &r.verdict.rules {
-        let _ = writeln!(
-            o,
-            "| `{}` | {} | {} | {} | {} |",
-            md_cell(&rule.id),
-            md_cell(&rule.scope),
-            md_cell(&rule.budget),
-            md_cell(&rule.observed),
-            mark(rule.status)
-        );
+    let rule_table = |o: &mut String, rules: &[&crate::rule::RuleResult]| {
+        let _ = writeln!(o, "| rule | scope | budget | observed | result |");
+        let _ = writeln!(o, "|---|---|---|---|---|");
+        for rule in rules {
+            let _ = writeln!(
+                o,
+                "| `{}` | {} | {} | {} | {} |",
+                md_cell(&rule.id),
+                md_cell(&rule.scope),
+                md_cell(&rule.budget),
+                md_cell(&rule.observed),
+                mark(rule.status)
+            );
+        }
+    };
+    let mut open: Vec<&crate::rule::RuleResult> = r
+        .verdict
+        .rules
+        .iter()
+        .filter(|x| x.status != Status::Pass)
+        .collect();
+    open.sort_by_key(|x| std::cmp::Reverse(x.status));
+    if !open.is_empty() {
+        let _ = writeln!(o, "### Rules that did not pass\n");
+        rule_table(&mut o, &open);
     }
     // Evidence of the rules that did not pass: what a person replays first.
-    for rule in &r.verdict.rules {
-        if rule.status == Status::Pass || rule.evidence.is_empty() {
+    for rule in &open {
+        if rule.evidence.is_empty() {
             continue;
         }
         let _ = writeln!(
@@ -468,15 +639,36 @@ pub fn markdown(r: &Report) -> String {
         }
         let _ = writeln!(o, "```\n</details>");
     }
+    let passing: Vec<&crate::rule::RuleResult> = r
+        .verdict
+        .rules
+        .iter()
+        .filter(|x| x.status == Status::Pass)
+        .collect();
+    if !passing.is_empty() {
+        let families: Vec<String> = family_counts(&r.verdict.rules)
+            .into_iter()
+            .filter(|f| f.1 > 0)
+            .map(|(f, pass, total)| format!("{f} {pass}/{total}"))
+            .collect();
+        let _ = writeln!(
+            o,
+            "\n<details><summary>{} passing rules: {}</summary>\n",
+            passing.len(),
+            families.join(", ")
+        );
+        rule_table(&mut o, &passing);
+        let _ = writeln!(o, "\n</details>");
+    }
     let _ = writeln!(
         o,
-        "\n| endpoint | requests | errors | p50 | p90 | p99 | p99.9 | max |"
+        "\n| endpoint | requests | errors | p50 | p90 | p95 | p99 | p99.9 | max |"
     );
-    let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for e in r.endpoints.iter().chain(std::iter::once(&r.overall)) {
         let _ = writeln!(
             o,
-            "| {} | {} | {:.2} % | {} | {} | {} | {} | {} |",
+            "| {} | {} | {:.2} % | {} | {} | {} | {} | {} | {} |",
             if e.name == "*" {
                 "**all**".to_owned()
             } else {
@@ -486,6 +678,7 @@ pub fn markdown(r: &Report) -> String {
             e.error_rate * 100.0,
             fmt_us(e.p50_us),
             fmt_us(e.p90_us),
+            fmt_us(e.p95_us),
             fmt_us(e.p99_us),
             fmt_us(e.p999_us),
             fmt_us(e.max_us)
@@ -572,10 +765,15 @@ pub fn markdown(r: &Report) -> String {
     for p in &r.environment_problems {
         let _ = writeln!(o, "\n**Environment:** {}", md_cell(p));
     }
+    let _ = writeln!(
+        o,
+        "\nThe plots of this run (latency, throughput and errors over time, the percentile \
+         spectrum) are in `report.html` beside this summary in the report directory."
+    );
     o
 }
 
-/// Writes `report.json`, `junit.xml` and `summary.md` into `dir` (see [`files`]).
+/// Writes `report.json`, `junit.xml`, `summary.md` and `report.html` into `dir` (see [`files`]).
 pub use files::write_all;
 
 /// The JSON Schema of `report.json`, as checked in under `verifier/schema/`.

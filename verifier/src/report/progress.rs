@@ -22,6 +22,7 @@ pub async fn run(
     planned: Duration,
     origin: Instant,
     done: Stop,
+    load: Option<crate::scenario::Load>,
 ) {
     let mode = match mode {
         Mode::Auto if std::io::stderr().is_terminal() => Mode::Bar,
@@ -34,6 +35,7 @@ pub async fn run(
         planned,
         origin.elapsed(),
         done,
+        load.as_ref(),
         &mut |line| eprintln!("{line}"),
     )
     .await
@@ -47,6 +49,7 @@ pub async fn run_with(
     planned: Duration,
     already: Duration,
     done: Stop,
+    load: Option<&crate::scenario::Load>,
     sink: &mut (dyn FnMut(String) + Send),
 ) {
     if matches!(mode, Mode::Off | Mode::Auto) {
@@ -83,7 +86,14 @@ pub async fn run_with(
             (req - last.0.min(req)) as f64 / now.duration_since(last.1).as_secs_f64().max(1e-3);
         last = (req, now);
         let elapsed = already + now.duration_since(start);
-        let msg = format!("{req} requests, {rate:.0} req/s, {err} errors");
+        // What the plan asks for now beside what was achieved, and the last second's p99.
+        let target = load
+            .and_then(|l| l.target_at(elapsed.as_secs_f64()))
+            .map_or_else(String::new, |t| format!(" ({t})"));
+        let p99 = collector
+            .recent_p99_us()
+            .map_or_else(|| "-".to_owned(), crate::rule::fmt_us);
+        let msg = format!("{req} requests, {rate:.0} req/s{target}, p99 {p99}, {err} errors");
         match &bar {
             Some(b) => {
                 b.set_position((elapsed.as_millis() as u64).min(planned_ms));
@@ -110,6 +120,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn plain_lines_every_five_seconds_with_the_recent_rate() {
         let t0 = Instant::now();
+        let load = crate::scenario::Load::Open(crate::scenario::OpenLoad {
+            phases: vec![crate::scenario::RatePhase::Steady {
+                rate: 10.0,
+                duration: crate::scenario::Dur(Duration::from_secs(60)),
+            }],
+            max_in_flight: 10,
+        });
         let collector = Collector::new(Recorder::new(t0, vec!["a".into()], None), Box::new(|_| {}));
         let done = Stop::new();
         let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -123,6 +140,7 @@ mod tests {
                     Duration::from_secs(60),
                     Duration::ZERO,
                     done,
+                    Some(&load),
                     &mut sink,
                 )
                 .await
@@ -133,6 +151,8 @@ mod tests {
             collector.record(0, t0, Duration::from_millis(1), Outcome::Ok);
         }
         collector.record(0, t0, Duration::from_millis(1), Outcome::Status5xx);
+        // The slice they fell in closes: its p99 is the progress line's.
+        collector.tick(t0 + Duration::from_secs(2));
         tokio::time::sleep(Duration::from_secs(6)).await;
         done.trigger(StopReason::Interrupted);
         task.await.unwrap();
@@ -140,8 +160,8 @@ mod tests {
         assert_eq!(
             *lines,
             [
-                "verifier:   5.0s / 60s  0 requests, 0 req/s, 0 errors",
-                "verifier:  10.0s / 60s  51 requests, 10 req/s, 1 errors",
+                "verifier:   5.0s / 60s  0 requests, 0 req/s (target 10/s), p99 -, 0 errors",
+                "verifier:  10.0s / 60s  51 requests, 10 req/s (target 10/s), p99 1.0 ms, 1 errors",
             ]
         );
     }

@@ -3,6 +3,7 @@
 //! each feature owns its own section's types and validation, and `plan` assembles the document.
 
 pub mod locate;
+pub mod spans;
 pub mod template;
 
 use std::collections::{BTreeMap, BTreeSet};
