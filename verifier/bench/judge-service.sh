@@ -28,6 +28,15 @@ log() { printf 'bench-judge-service: %s\n' "$*" >&2; }
 [[ $SLOWDOWN =~ ^[0-9]+(ms|us|µs)$ ]] || { log "JUDGE_SLOWDOWN=$SLOWDOWN: give a Go duration such as 3ms"; exit 2; }
 
 cd "$ROOT"
+# The local images platform/setup.sh built, and how tests reach containers (as the Makefile sets).
+if [ -f .kit/images.env ]; then
+    set -a
+    # shellcheck source=/dev/null
+    . .kit/images.env
+    set +a
+fi
+export TESTCONTAINERS_HOST_OVERRIDE=${TESTCONTAINERS_HOST_OVERRIDE:-127.0.0.1}
+export TESTCONTAINERS_RYUK_DISABLED=${TESTCONTAINERS_RYUK_DISABLED:-true}
 sha=$(git rev-parse HEAD)
 build() { # build <dir> <planted slowdown or empty>
     local out=$1 slow=$2 src
