@@ -2,6 +2,35 @@
 //! dependencies, and decides whether the release may ship. Modules follow the data flow
 //! described in `docs/architecture.md`.
 
+// Printing to a pipe whose reader has gone (`verifier run ... 2>&1 | head`) must not end a run:
+// std's print macros panic on EPIPE, and a panic mid-run would leave no report. These shadow
+// them in every module of the crate (textual scope comes before the prelude) and drop what the
+// closed stream can no longer take.
+macro_rules! eprintln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+macro_rules! eprint {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($t)*);
+    }};
+}
+macro_rules! println {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+macro_rules! print {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($t)*);
+    }};
+}
+
 pub mod check;
 pub mod cli;
 pub mod compare;

@@ -387,3 +387,25 @@ async fn a_closed_model_run_prints_nothing_on_stdout() {
         "the summary is on stderr: {stderr}"
     );
 }
+
+/// A reader that went away (`verifier ... | head`) is not a crash: what cannot be printed is
+/// dropped, and the exit code is still the command's own.
+#[test]
+fn a_closed_output_pipe_is_not_a_crash() {
+    for (args, expect) in [
+        (vec!["validate", "no-such-file.yaml"], 2),
+        (vec!["schema", "scenario"], 0),
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let writer2 = writer.try_clone().unwrap();
+        let out = Command::new(BIN)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(writer2)
+            .status()
+            .unwrap();
+        assert_eq!(out.code(), Some(expect), "{args:?}: {out:?}");
+    }
+}
