@@ -27,7 +27,7 @@ SERVICE := reference-service
 # sqlc's generated code is checked in; `make test` regenerates it in memory and fails on a diff.
 SQLC_VERSION := v1.31.1
 
-.PHONY: help setup test demo drill demo-run drill-run test-platform test-go test-contract test-rust test-ci-templates build compare compare-run bench-service bench-verifier bench-judge bench-judge-service
+.PHONY: help setup test demo drill demo-run drill-run test-platform test-go test-contract test-rust test-ci-templates build compare compare-run bench-service bench-verifier bench-judge bench-judge-service bench-profiles
 
 help:
 	@echo "make demo   run the main job: the smoke gate end to end (see README.md)"
@@ -134,9 +134,13 @@ bench-service: setup
 bench-verifier:
 	@bash verifier/bench/bench.sh
 
+# The build profiles side by side: rebuild time, and the open engine's requests per CPU-second.
+bench-profiles:
+	@bash verifier/bench/profiles.sh
+
 # How good the regression judge is: power and false alarms, paired and two-run, on loopback.
 bench-judge:
-	@cargo run --profile quick-release --locked -p verifier --example bench_judge
+	@cargo run --release --locked -p verifier --example bench_judge
 
 # The same against the reference service: A/A and a planted slowdown of its create path, paired.
 bench-judge-service: setup

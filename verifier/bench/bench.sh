@@ -96,7 +96,7 @@ run_verifier() { # scenario-file report-dir time-file
 
 main() {
     install_tools
-    log "building the verifier (release)"
+    log "building the verifier (release, as users build it)"
     (cd "$ROOT" && cargo build --release -p verifier --quiet)
     nginx_start '{"ok":true}'
     log "target: nginx on CPU $TARGET_CPU, generators on CPU $GEN_CPU, $CONNS connections, ${SECONDS_RUN}s runs"
@@ -223,4 +223,7 @@ main() {
         "peak RSS $(rss_mb_of "$WORK/mem.time") MB"
 }
 
-main "$@"
+# Run, unless another bench script sources this one for its helpers.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+    main "$@"
+fi

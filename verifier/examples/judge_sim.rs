@@ -2,7 +2,7 @@
 //! service times, median 15 ms, σ 0.4; +5 % everywhere, or the slowest 3 % 10 % slower) and a
 //! drift both sides share, recorded into per-window series and judged. No network and no clock:
 //! it separates what the judge's method costs from what the machine adds, in seconds.
-//! `cargo run --profile quick-release --example judge_sim`; prints a table.
+//! `cargo run --release --example judge_sim`; prints a table.
 //!
 //! Environment: SIM_RATE (answers per second, both sides, default 600), SIM_SECS (default 15),
 //! SIM_TRIALS (per shift, default 200), SIM_WINDOW_MS (the series' window, default 1000),
