@@ -38,6 +38,19 @@ pub enum Command {
     /// no regression, or inconclusive per endpoint and statistic. Weaker evidence than a paired
     /// run (`run --baseline-target`), and the report says so.
     Compare(CompareArgs),
+    /// Merge the shard reports of one run split over many generators (`run --shard`) into the
+    /// report of that run, judged on the merged measurements; exits with its verdict.
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MergeArgs {
+    /// report.json of every shard, each exactly once.
+    #[arg(required = true)]
+    pub reports: Vec<PathBuf>,
+    /// Where the merged report.json, junit.xml and summary.md go.
+    #[arg(long, env = "VERIFIER_REPORT_DIR", default_value = "verifier-report")]
+    pub report_dir: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -79,6 +92,34 @@ pub struct RunArgs {
     /// Live progress: a bar on a terminal, plain lines otherwise.
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
     pub progress: ProgressArg,
+    /// Run shard INDEX of COUNT (`0/4` .. `3/4`): every COUNT-th arrival of the open model's
+    /// schedule from INDEX, or 1/COUNT of the closed model's users. Shard 0 also runs what
+    /// happens once per run (functional checks, security, faults, observability, triggers).
+    /// Needs --start-at; merge the shards' reports with `verifier merge`, which gives the
+    /// verdict: a shard exits 0 once its report is written.
+    #[arg(long, env = "VERIFIER_SHARD", value_name = "INDEX/COUNT", value_parser = parse_shard)]
+    pub shard: Option<crate::shard::Shard>,
+    /// The instant (RFC 3339, UTC: 2026-12-05T22:00:00Z) every shard starts its schedule at.
+    #[arg(
+        long,
+        env = "VERIFIER_START_AT",
+        value_name = "INSTANT",
+        requires = "shard"
+    )]
+    pub start_at: Option<String>,
+    /// How late after --start-at a shard may begin and still count as aligned; later, it is
+    /// inconclusive. A --start-at further in the past than this is refused.
+    #[arg(
+        long,
+        env = "VERIFIER_START_TOLERANCE",
+        default_value = "1s",
+        value_name = "DURATION"
+    )]
+    pub start_tolerance: String,
+}
+
+fn parse_shard(s: &str) -> Result<crate::shard::Shard, String> {
+    crate::shard::Shard::parse(s)
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -174,6 +215,7 @@ pub fn main() -> ExitCode {
         }
         Command::Triggers(args) => return ExitCode::from(crate::trigger::cli::run(args)),
         Command::Compare(args) => return ExitCode::from(compare(args)),
+        Command::Merge(args) => return ExitCode::from(merge(args)),
         _ => {}
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -194,7 +236,8 @@ pub fn main() -> ExitCode {
             | Command::Plan(_)
             | Command::Schema(_)
             | Command::Triggers(_)
-            | Command::Compare(_) => exit_codes::USAGE,
+            | Command::Compare(_)
+            | Command::Merge(_) => exit_codes::USAGE,
         }
     });
     ExitCode::from(code)
@@ -289,6 +332,13 @@ async fn run(args: RunArgs) -> u8 {
         handler_stop.trigger(StopReason::Interrupted);
         goose::trigger_killswitch("stop signal");
     });
+    let shard = match shard_run(&args) {
+        Ok(s) => s,
+        Err(m) => {
+            eprintln!("verifier: {m}");
+            return exit_codes::USAGE;
+        }
+    };
     let opts = crate::run::RunOptions {
         scenario: args.scenario,
         target: args.target,
@@ -300,19 +350,81 @@ async fn run(args: RunArgs) -> u8 {
             ProgressArg::Lines => Mode::Lines,
             ProgressArg::Off => Mode::Off,
         },
+        shard,
     };
     match crate::run::run(&opts, stop, &|k| std::env::var(k).ok()).await {
         Ok(out) => {
             eprint!("\n{}", crate::report::terminal(&out.report));
             let names: Vec<String> = out.files.iter().map(|p| p.display().to_string()).collect();
             eprintln!("reports: {}", names.join(", "));
-            out.report.exit_code
+            match &out.report.shard {
+                // One shard's budgets see a part of the samples: its verdict is not the run's.
+                // It exits 0 once its report is written, and `verifier merge` gives the verdict.
+                Some(s) => {
+                    eprintln!(
+                        "verifier: shard {}/{} done; the run's verdict is `verifier merge`'s over \
+                         every shard's report.json",
+                        s.index, s.count
+                    );
+                    exit_codes::PASS
+                }
+                None => out.report.exit_code,
+            }
         }
         Err(e) => {
             eprintln!("verifier: {e}");
             e.exit_code()
         }
     }
+}
+
+/// `--shard`, `--start-at` and `--start-tolerance` together, checked against the clock now.
+fn shard_run(args: &RunArgs) -> Result<Option<crate::run::ShardRun>, String> {
+    let tolerance = crate::shard::parse_tolerance(&args.start_tolerance)?;
+    match (args.shard, &args.start_at) {
+        (None, _) => Ok(None),
+        (Some(s), None) => Err(format!(
+            "--shard {s} needs --start-at: every shard starts its schedule at the same instant"
+        )),
+        (Some(shard), Some(at)) => Ok(Some(crate::run::ShardRun {
+            shard,
+            start_at: crate::shard::parse_start_at(at, std::time::SystemTime::now(), tolerance)?,
+            tolerance,
+        })),
+    }
+}
+
+/// `verifier merge`: the shards of one run, judged as that run.
+fn merge(args: &MergeArgs) -> u8 {
+    let report = match crate::merge::merge_files(&args.reports) {
+        Ok(r) => r,
+        Err(m) => {
+            eprintln!("verifier: merge: {m}");
+            return exit_codes::USAGE;
+        }
+    };
+    let dir = match crate::report::files::ReportDir::claim(&args.report_dir) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("verifier: {e}");
+            return e.exit_code();
+        }
+    };
+    eprint!("{}", crate::report::terminal(&report));
+    match dir.write_all(&report) {
+        Ok(files) => {
+            let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+            eprintln!("reports: {}", names.join(", "));
+        }
+        Err(e) => {
+            eprintln!(
+                "verifier: cannot write reports into {}: {e}",
+                args.report_dir.display()
+            );
+            return exit_codes::ENVIRONMENT;
+        }
+    }
+    report.exit_code
 }
 
 /// `verifier compare`: two saved runs, judged unpaired.
