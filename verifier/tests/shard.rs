@@ -483,3 +483,17 @@ async fn run_refuses_a_shard_that_cannot_be() {
         assert!(err.contains(want), "{extra:?}: `{want}` not in: {err}");
     }
 }
+
+/// The scenario the Kubernetes base ships in its ConfigMap is one `run --shard` accepts.
+#[tokio::test]
+async fn the_kubernetes_scenario_validates() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes/base/scenario.yaml");
+    let doc: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let text = doc["data"]["scenario.yaml"].as_str().unwrap();
+    let (_dir, file) = support::scenario_file(text);
+    let f = file.display().to_string();
+    let (code, err) = verifier(&["validate", &f, "--target", "http://127.0.0.1:8080"]).await;
+    assert_eq!(code, 0, "{err}");
+}
