@@ -497,3 +497,45 @@ async fn the_kubernetes_scenario_validates() {
     let (code, err) = verifier(&["validate", &f, "--target", "http://127.0.0.1:8080"]).await;
     assert_eq!(code, 0, "{err}");
 }
+
+/// A shard whose generator fell behind, or that started late, makes the merged verdict
+/// inconclusive and is named; the same shards without that pass.
+#[test]
+fn a_shard_that_fell_behind_or_started_late_makes_the_merge_inconclusive() {
+    let samples: Vec<(usize, u64, u64, Outcome)> = (0..400)
+        .map(|i| (0, i * 20, 1000 + i, Outcome::Ok))
+        .collect();
+    let (a, b): (Vec<_>, Vec<_>) = samples.iter().partition(|s| s.1 % 40 == 0);
+    let good = || {
+        vec![
+            ("s0".to_owned(), shard_report(0, 2, PROP_SOURCE, START, &a)),
+            ("s1".to_owned(), shard_report(1, 2, PROP_SOURCE, START, &b)),
+        ]
+    };
+    let merged = verifier::merge::merge_reports(good()).unwrap();
+    assert_eq!(merged.verdict.status, Status::Pass, "{:#?}", merged.verdict);
+
+    let mut behind = good();
+    behind[1].1.verdict.rules[0] =
+        RuleResult::new("generator", RuleKind::Generator, Status::Inconclusive)
+            .observed("late 12.00 %, CPU 97 %")
+            .detail("the scheduler fell behind");
+    let merged = verifier::merge::merge_reports(behind).unwrap();
+    assert_eq!(merged.verdict.status, Status::Inconclusive);
+    let g = rule(&merged, "generator");
+    assert_eq!(g.status, Status::Inconclusive);
+    assert!(
+        g.detail.contains("shard 1/2 (s1)") && g.detail.contains("fell behind"),
+        "{g:?}"
+    );
+
+    let mut late = good();
+    late[0].1.shard.as_mut().unwrap().started_late_ms = 4000;
+    let merged = verifier::merge::merge_reports(late).unwrap();
+    assert_eq!(merged.verdict.status, Status::Inconclusive);
+    let s = rule(&merged, "shard.start");
+    assert!(
+        s.detail.contains("shard 0/2 (s0) started 4000 ms late"),
+        "{s:?}"
+    );
+}
