@@ -27,7 +27,7 @@ SERVICE := reference-service
 # sqlc's generated code is checked in; `make test` regenerates it in memory and fails on a diff.
 SQLC_VERSION := v1.31.1
 
-.PHONY: help setup test demo drill demo-run drill-run test-platform test-go test-contract test-rust test-ci-templates build compare compare-run bench-service bench-verifier bench-judge bench-judge-service bench-profiles
+.PHONY: help setup test demo drill demo-run drill-run test-platform test-go test-contract test-rust test-ci-templates test-deploy build compare compare-run bench-service bench-verifier bench-judge bench-judge-service bench-profiles
 
 help:
 	@echo "make demo   run the main job: the smoke gate end to end (see README.md)"
@@ -38,7 +38,7 @@ setup:
 	@bash platform/setup.sh
 
 test: setup
-	@$(MAKE) test-platform test-go test-contract test-rust test-ci-templates
+	@$(MAKE) test-platform test-go test-contract test-rust test-ci-templates test-deploy
 	@echo "make test: every suite passed"
 
 # First: its sweep check removes every kit-labelled container, so no suite may run beside it.
@@ -66,6 +66,15 @@ test-rust:
 	@cargo fmt --all --check
 	@cargo clippy --workspace --all-targets --locked -- -D warnings
 	@cargo test --workspace --locked --no-fail-fast
+
+# The Kubernetes manifests of a sharded run, decoded strictly into the k8s.io/api types and their
+# wiring checked (deploy/kubernetes/validate); no cluster is involved.
+test-deploy:
+	@echo "== deploy: Kubernetes manifests against the API types (deploy/kubernetes)"
+	@cd deploy/kubernetes/validate && unformatted=$$(gofmt -l .) && if [ -n "$$unformatted" ]; then \
+	  echo "gofmt: these files need formatting: $$unformatted" >&2; exit 1; fi
+	@cd deploy/kubernetes/validate && go vet ./...
+	@cd deploy/kubernetes/validate && go test -count=1 ./...
 
 # The pipeline templates teams copy: actionlint over the workflow (and its use of the gate
 # action), then the structure of the action and of the GitLab job.

@@ -129,6 +129,7 @@ async fn one_run(
         baseline_target: baseline.map(str::to_owned),
         report_dir: dir.to_owned(),
         progress: Mode::Off,
+        shard: None,
     };
     run(&opts, Stop::new(), &|k| std::env::var(k).ok())
         .await

@@ -47,6 +47,19 @@ pub enum Command {
     /// report, not re-issued); 2 for a file that is not a report of this schema; 3 for an output
     /// that cannot be written.
     Report(ReportArgs),
+    /// Merge the shard reports of one run split over many generators (`run --shard`) into the
+    /// report of that run, judged on the merged measurements; exits with its verdict.
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MergeArgs {
+    /// report.json of every shard, each exactly once.
+    #[arg(required = true)]
+    pub reports: Vec<PathBuf>,
+    /// Where the merged report.json, junit.xml and summary.md go.
+    #[arg(long, env = "VERIFIER_REPORT_DIR", default_value = "verifier-report")]
+    pub report_dir: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -143,6 +156,34 @@ pub struct RunArgs {
     /// Print only the verdict line (no progress, no summary); the reports are written as always.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Run shard INDEX of COUNT (`0/4` .. `3/4`): every COUNT-th arrival of the open model's
+    /// schedule from INDEX, or 1/COUNT of the closed model's users. Shard 0 also runs what
+    /// happens once per run (functional checks, security, faults, observability, triggers).
+    /// Needs --start-at; merge the shards' reports with `verifier merge`, which gives the
+    /// verdict: a shard exits 0 once its report is written.
+    #[arg(long, env = "VERIFIER_SHARD", value_name = "INDEX/COUNT", value_parser = parse_shard)]
+    pub shard: Option<crate::shard::Shard>,
+    /// The instant (RFC 3339, UTC: 2026-12-05T22:00:00Z) every shard starts its schedule at.
+    #[arg(
+        long,
+        env = "VERIFIER_START_AT",
+        value_name = "INSTANT",
+        requires = "shard"
+    )]
+    pub start_at: Option<String>,
+    /// How late after --start-at a shard may begin and still count as aligned; later, it is
+    /// inconclusive. A --start-at further in the past than this is refused.
+    #[arg(
+        long,
+        env = "VERIFIER_START_TOLERANCE",
+        default_value = "1s",
+        value_name = "DURATION"
+    )]
+    pub start_tolerance: String,
+}
+
+fn parse_shard(s: &str) -> Result<crate::shard::Shard, String> {
+    crate::shard::Shard::parse(s)
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -239,6 +280,7 @@ pub fn main() -> ExitCode {
         Command::Triggers(args) => return ExitCode::from(crate::trigger::cli::run(args)),
         Command::Compare(args) => return ExitCode::from(compare(args)),
         Command::Report(args) => return ExitCode::from(rerender(args)),
+        Command::Merge(args) => return ExitCode::from(merge(args)),
         _ => {}
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -261,7 +303,8 @@ pub fn main() -> ExitCode {
             | Command::Schema(_)
             | Command::Triggers(_)
             | Command::Compare(_)
-            | Command::Report(_) => exit_codes::USAGE,
+            | Command::Report(_)
+            | Command::Merge(_) => exit_codes::USAGE,
         }
     });
     ExitCode::from(code)
@@ -356,6 +399,13 @@ async fn run(args: RunArgs) -> u8 {
         handler_stop.trigger(StopReason::Interrupted);
         goose::trigger_killswitch("stop signal");
     });
+    let shard = match shard_run(&args) {
+        Ok(s) => s,
+        Err(m) => {
+            eprintln!("verifier: {m}");
+            return exit_codes::USAGE;
+        }
+    };
     let opts = crate::run::RunOptions {
         scenario: args.scenario,
         target: args.target,
@@ -368,6 +418,7 @@ async fn run(args: RunArgs) -> u8 {
             ProgressArg::Lines => Mode::Lines,
             ProgressArg::Off => Mode::Off,
         },
+        shard,
     };
     match crate::run::run(&opts, stop, &|k| std::env::var(k).ok()).await {
         Ok(out) => {
@@ -379,7 +430,19 @@ async fn run(args: RunArgs) -> u8 {
                     out.files.iter().map(|p| p.display().to_string()).collect();
                 eprintln!("reports: {}", names.join(", "));
             }
-            out.report.exit_code
+            match &out.report.shard {
+                // One shard's budgets see a part of the samples: its verdict is not the run's.
+                // It exits 0 once its report is written, and `verifier merge` gives the verdict.
+                Some(s) => {
+                    eprintln!(
+                        "verifier: shard {}/{} done; the run's verdict is `verifier merge`'s over \
+                         every shard's report.json",
+                        s.index, s.count
+                    );
+                    exit_codes::PASS
+                }
+                None => out.report.exit_code,
+            }
         }
         Err(e) => {
             eprintln!("verifier: {e}");
@@ -443,6 +506,55 @@ fn rerender(args: &ReportArgs) -> u8 {
         eprintln!("reports: {}", written.join(", "));
     }
     exit_codes::PASS
+}
+
+/// `--shard`, `--start-at` and `--start-tolerance` together, checked against the clock now.
+fn shard_run(args: &RunArgs) -> Result<Option<crate::run::ShardRun>, String> {
+    let tolerance = crate::shard::parse_tolerance(&args.start_tolerance)?;
+    match (args.shard, &args.start_at) {
+        (None, _) => Ok(None),
+        (Some(s), None) => Err(format!(
+            "--shard {s} needs --start-at: every shard starts its schedule at the same instant"
+        )),
+        (Some(shard), Some(at)) => Ok(Some(crate::run::ShardRun {
+            shard,
+            start_at: crate::shard::parse_start_at(at, std::time::SystemTime::now(), tolerance)?,
+            tolerance,
+        })),
+    }
+}
+
+/// `verifier merge`: the shards of one run, judged as that run.
+fn merge(args: &MergeArgs) -> u8 {
+    let report = match crate::merge::merge_files(&args.reports) {
+        Ok(r) => r,
+        Err(m) => {
+            eprintln!("verifier: merge: {m}");
+            return exit_codes::USAGE;
+        }
+    };
+    let dir = match crate::report::files::ReportDir::claim(&args.report_dir) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("verifier: {e}");
+            return e.exit_code();
+        }
+    };
+    eprint!("{}", summary(&report, false));
+    match dir.write_all(&report) {
+        Ok(files) => {
+            let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+            eprintln!("reports: {}", names.join(", "));
+        }
+        Err(e) => {
+            eprintln!(
+                "verifier: cannot write reports into {}: {e}",
+                args.report_dir.display()
+            );
+            return exit_codes::ENVIRONMENT;
+        }
+    }
+    report.exit_code
 }
 
 /// `verifier compare`: two saved runs, judged unpaired.

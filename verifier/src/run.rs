@@ -17,6 +17,7 @@ use crate::plan::PlanOptions;
 use crate::record::Recorder;
 use crate::report::{self, GeneratorReport, Report, RunFacts, progress};
 use crate::scenario::{Load, ScenarioError};
+use crate::shard::{Shard, ShardReport};
 use crate::steady::Phases;
 use crate::verdict::Verdict;
 
@@ -26,6 +27,18 @@ pub struct RunOptions {
     pub baseline_target: Option<String>,
     pub report_dir: PathBuf,
     pub progress: progress::Mode,
+    /// Run one shard of the scenario (`--shard I/N --start-at T`); `None` runs all of it.
+    pub shard: Option<ShardRun>,
+}
+
+/// One shard of a run split over many generators.
+#[derive(Debug, Clone, Copy)]
+pub struct ShardRun {
+    pub shard: Shard,
+    /// Every shard starts its schedule at this instant, so that windows align.
+    pub start_at: SystemTime,
+    /// Beginning later than this after `start_at` makes the shard inconclusive.
+    pub tolerance: Duration,
 }
 
 pub struct RunOutput {
@@ -64,6 +77,9 @@ pub enum RunError {
     Triggers(#[from] crate::trigger::gate::PrepareError),
     #[error("the environment could not be brought up: {0}")]
     Environment(#[source] crate::env::EnvError),
+    /// The scenario cannot be split as `--shard` asks.
+    #[error("{0}")]
+    Shard(String),
 }
 
 impl RunError {
@@ -74,7 +90,8 @@ impl RunError {
             | RunError::Retarget(_)
             | RunError::Functional(_)
             | RunError::Security { .. }
-            | RunError::Triggers(PrepareError::Definition(_)) => exit_codes::USAGE,
+            | RunError::Triggers(PrepareError::Definition(_))
+            | RunError::Shard(_) => exit_codes::USAGE,
             RunError::ReportDir(e) => e.exit_code(),
             RunError::Unreachable(_)
             | RunError::Engine(_)
@@ -103,6 +120,9 @@ pub async fn run(
         },
         getenv,
     )?;
+    if let Some(s) = &opts.shard {
+        check_shardable(&plan, s.shard)?;
+    }
     let dir = report::files::ReportDir::claim(&opts.report_dir)?;
     for n in &plan.notes {
         eprintln!("verifier: {n}");
@@ -146,6 +166,103 @@ pub async fn run(
         source,
     })?;
     Ok(RunOutput { report, files })
+}
+
+/// What a shard cannot be: one of several generators bringing up its own copy of the service,
+/// half of a paired comparison, or a closed-model shard left with no users.
+fn check_shardable(plan: &crate::plan::Plan, shard: Shard) -> Result<(), RunError> {
+    let file = plan.file.display();
+    if matches!(plan.environment, EnvironmentSpec::Testcontainers(_)) {
+        return Err(RunError::Shard(format!(
+            "{file}: --shard {shard}: the shards of a run share one target, and a `testcontainers` \
+             environment starts a service per generator; use `environment: external` or none, \
+             with --target"
+        )));
+    }
+    if plan.compare.is_some() {
+        return Err(RunError::Shard(format!(
+            "{file}: --shard {shard}: a paired comparison (`compare:` or --baseline-target) runs on \
+             one generator; shard the candidate and the baseline as two runs"
+        )));
+    }
+    if let Load::Closed(c) = &plan.load.load {
+        let most = c
+            .phases
+            .iter()
+            .filter_map(|p| match p {
+                crate::scenario::UserPhase::Ramp { users, .. }
+                | crate::scenario::UserPhase::Spike { users, .. } => Some(*users),
+                crate::scenario::UserPhase::Steady { .. } => None,
+            })
+            .max()
+            .unwrap_or(0);
+        if shard.users(most) == 0 {
+            return Err(RunError::Shard(format!(
+                "{file}: --shard {shard}: the closed model's largest phase has {most} users, \
+                 fewer than {} shards: this shard would run none",
+                shard.count
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Waits for `start_at` (or a stop signal); returns the wall-clock start, the load's origin and
+/// how late it began. A late shard's origin is put back to `start_at`, so its windows and
+/// schedule still line up with the other shards' (the arrivals it missed are dispatched late and
+/// say so).
+async fn wait_for_start(s: &ShardRun, stop: &Stop) -> (SystemTime, Instant, Duration) {
+    // Bounded: `start_at` was checked to lie at most `shard::MAX_LEAD` ahead.
+    loop {
+        let now = SystemTime::now();
+        match s.start_at.duration_since(now) {
+            Ok(ahead) if !ahead.is_zero() && !stop.is_stopped() => {
+                tokio::select! {
+                    () = tokio::time::sleep(ahead.min(Duration::from_millis(20))) => {}
+                    () = stop.stopped() => {}
+                }
+            }
+            _ => {
+                let late = now.duration_since(s.start_at).unwrap_or_default();
+                let origin = Instant::now()
+                    .checked_sub(late)
+                    .unwrap_or_else(Instant::now);
+                return (s.start_at, origin, late);
+            }
+        }
+    }
+}
+
+/// The shard's start, judged: late beyond the tolerance, its windows do not line up with the
+/// other shards' and the merged result cannot vouch for them.
+fn start_rule(s: &ShardRun, late: Duration) -> crate::rule::RuleResult {
+    use crate::rule::{RuleKind, RuleResult, Status, fmt_us};
+    let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    let on_time = late <= s.tolerance;
+    RuleResult::new(
+        "shard.start",
+        RuleKind::Generator,
+        if on_time {
+            Status::Pass
+        } else {
+            Status::Inconclusive
+        },
+    )
+    .budget(format!(
+        "starts within {} of --start-at",
+        fmt_us(us(s.tolerance))
+    ))
+    .observed(format!("{} late", fmt_us(us(late))))
+    .detail(if on_time {
+        format!("shard {} started on time", s.shard)
+    } else {
+        format!(
+            "shard {} started {} after --start-at, beyond the tolerance: its windows do not line \
+             up with the other shards'",
+            s.shard,
+            fmt_us(us(late))
+        )
+    })
 }
 
 /// A paired comparison's baseline service: the candidate's service spec with the baseline's
@@ -201,6 +318,8 @@ async fn run_in(
 ) -> Result<Report, RunError> {
     let scenario = &planned.scenario;
     let file = planned.file.display().to_string();
+    // What happens once per run happens on the leader, shard 0 (or the one generator).
+    let leader = opts.shard.is_none_or(|s| s.shard.is_leader());
     let env_target = drill.as_ref().and_then(|d| d.env.target.clone());
     let mut plan = match env_target.filter(|_| planned.target_from_environment) {
         Some(t) => planned.load_for(&t, getenv).map_err(|e| {
@@ -214,7 +333,12 @@ async fn run_in(
         })?,
         None => planned.load.clone(),
     };
-    let acks = scenario.invariants.as_ref().map(|inv| {
+    if let (Some(s), Load::Closed(c)) = (&opts.shard, &plan.load) {
+        plan.load = Load::Closed(crate::scenario::ClosedLoad {
+            phases: s.shard.closed_phases(&c.phases),
+        });
+    }
+    let acks = scenario.invariants.as_ref().filter(|_| leader).map(|inv| {
         let log = Arc::new(AckLog::default());
         let tap: Arc<dyn crate::load::EffectTap> = Arc::new(AckTap {
             key: inv.key.clone(),
@@ -233,6 +357,7 @@ async fn run_in(
     // Responses of the load and of every probe are judged against the contract.
     let conformance = contract
         .as_ref()
+        .filter(|_| leader)
         .zip(scenario.contract.as_ref())
         .map(|(c, spec)| {
             let conf = Conformance::start(c.clone(), spec.conformance.clone());
@@ -273,14 +398,14 @@ async fn run_in(
         None => None,
     };
     // Bad trigger definitions are exit 2 here, before any load.
-    let gate = match &scenario.triggers {
+    let gate = match scenario.triggers.as_ref().filter(|_| leader) {
         Some(t) => Some(Arc::new(
             crate::trigger::gate::Gate::prepare(t, &planned.file, &plan.target.base).await?,
         )),
         None => None,
     };
     let functional = crate::functional::before_load(
-        scenario.functional(),
+        scenario.functional().filter(|_| leader),
         &file,
         &plan.target.base,
         drill
@@ -292,7 +417,9 @@ async fn run_in(
     )
     .await?;
     let mut probe_rules = Vec::new();
-    if let (Some(sec), Some(c), Some(minter)) = (&scenario.security, &contract, minter) {
+    if let (Some(sec), Some(c), Some(minter), true) =
+        (&scenario.security, &contract, minter, leader)
+    {
         eprintln!("verifier: security pass");
         let pass = crate::security::Pass {
             spec: sec,
@@ -311,7 +438,7 @@ async fn run_in(
         };
     }
     // The service's own counters are read right before load, after the passes above.
-    let observer = match &scenario.observability {
+    let observer = match scenario.observability.as_ref().filter(|_| leader) {
         Some(o) => Some(
             crate::observe::Observer::before(
                 o,
@@ -330,8 +457,13 @@ async fn run_in(
         &budgets,
         plan.endpoints.clone(),
     )));
-    let started_at = SystemTime::now();
-    let origin = Instant::now();
+    let (started_at, origin, late) = match &opts.shard {
+        Some(s) => {
+            let (at, origin, late) = wait_for_start(s, &stop).await;
+            (at, origin, Some(late))
+        }
+        None => (SystemTime::now(), Instant::now(), None),
+    };
     let on_window = {
         let (watch, stop, abort) = (watch.clone(), stop.clone(), budgets.abort_on_breach);
         Box::new(move |w: &crate::record::WindowView| {
@@ -355,12 +487,12 @@ async fn run_in(
             Box::new(|_: &crate::record::WindowView| {}),
         )
     });
-    let phases = scenario.steady_state.as_ref().map(|ss| {
+    let phases = scenario.steady_state.as_ref().filter(|_| leader).map(|ss| {
         let phases = Arc::new(Mutex::new(Phases::plan(ss, &scenario.faults, plan.planned)));
         collector.feed_by_due(phases.clone());
         phases
     });
-    if let Some(d) = drill.as_mut() {
+    if let Some(d) = drill.as_mut().filter(|_| leader) {
         d.start_faults(tokio::time::Instant::from_std(origin));
     }
 
@@ -398,6 +530,7 @@ async fn run_in(
         }),
         _ => None,
     };
+    let shard = opts.shard.map_or(Shard::WHOLE, |s| s.shard);
     let engine = {
         let (plan, collector, stop) = (plan.clone(), collector.clone(), stop.clone());
         async move {
@@ -405,8 +538,16 @@ async fn run_in(
                 (Load::Open(_), Some(routes)) => {
                     Ok(load::open::run_routed(routes, stop, origin).await)
                 }
-                (Load::Open(_), None) => Ok(load::open::run(plan, collector, stop, origin).await),
-                (Load::Closed(_), _) => load::closed::run(plan, collector, stop).await,
+                (Load::Open(_), None) => Ok(load::open::run_shard(
+                    load::open::Routes::single(plan.clone(), collector),
+                    stop,
+                    origin,
+                    shard,
+                )
+                .await),
+                (Load::Closed(_), _) => {
+                    load::closed::run_from(plan.clone(), collector, stop, shard.seq_start()).await
+                }
             }
         }
     };
@@ -479,8 +620,9 @@ async fn run_in(
     if let Some(p) = &phases {
         rules.extend(p.results());
     }
+    let planned_faults: &[crate::fault::plan::Fault] = if leader { &scenario.faults } else { &[] };
     let (fault_rules, fault_reports) =
-        drill::fault_results(&fault_records, &scenario.faults, phases.as_ref());
+        drill::fault_results(&fault_records, planned_faults, phases.as_ref());
     rules.extend(fault_rules);
     let trigger_report = gate.as_ref().map(|g| {
         let (r, rep) = g.results(&tracks, &fault_records);
@@ -514,6 +656,9 @@ async fn run_in(
         c.finish(Duration::from_secs(10));
         rules.extend(c.rules());
     }
+    if let (Some(s), Some(late)) = (&opts.shard, late) {
+        rules.push(start_rule(s, late));
+    }
     let mut verdict = Verdict::decide(rules, interrupted, aborted);
     if let Some(news) = check::all_failed(&measurements) {
         verdict.lead_with(&news);
@@ -533,5 +678,20 @@ async fn run_in(
     report.triggers = trigger_report;
     report.observability = observability_report;
     report.comparison = comparison;
+    if let (Some(s), Some(late)) = (&opts.shard, late) {
+        let source = std::fs::read(&planned.file).map_err(|source| RunError::Report {
+            dir: file.clone(),
+            source,
+        })?;
+        report.shard = Some(ShardReport {
+            index: s.shard.index,
+            count: s.shard.count,
+            start_at: humantime::format_rfc3339_millis(s.start_at).to_string(),
+            started_late_ms: u64::try_from(late.as_millis()).unwrap_or(u64::MAX),
+            tolerance_ms: u64::try_from(s.tolerance.as_millis()).unwrap_or(u64::MAX),
+            scenario_sha256: crate::shard::scenario_sha256(&source),
+            scenario_source: String::from_utf8_lossy(&source).into_owned(),
+        });
+    }
     Ok(report)
 }

@@ -48,6 +48,7 @@ budgets:
         baseline_target: None,
         report_dir: dir.path().join("report"),
         progress: Mode::Off,
+        shard: None,
     };
     let t0 = Instant::now();
     let out = run(&opts, Stop::new(), &|_| None).await.unwrap();
@@ -124,6 +125,7 @@ load:
         baseline_target: None,
         report_dir: dir.path().join("report"),
         progress: Mode::Off,
+        shard: None,
     };
     run(&opts, Stop::new(), &|_| None).await.unwrap();
     // The preflight's request comes before any journey.

@@ -19,6 +19,7 @@ fn opts(path: &std::path::Path, dir: &std::path::Path, target: &str) -> RunOptio
         baseline_target: None,
         report_dir: dir.join("report"),
         progress: Mode::Off,
+        shard: None,
     }
 }
 

@@ -169,6 +169,7 @@ async fn an_unset_secret_is_exit_2_before_anything_is_sent() {
         baseline_target: None,
         report_dir: dir.path().join("report"),
         progress: verifier::report::progress::Mode::Off,
+        shard: None,
     };
     let getenv = |k: &str| (k == "LOAD_TOKEN").then(|| "t".to_owned());
     let e = match verifier::run::run(&opts, verifier::load::Stop::new(), &getenv).await {

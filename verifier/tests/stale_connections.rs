@@ -175,6 +175,7 @@ async fn run_against(srv: &Server, yaml: &str) -> Report {
         baseline_target: None,
         report_dir: dir.path().join("report"),
         progress: Mode::Off,
+        shard: None,
     };
     run(&opts, Stop::new(), &|_| None).await.unwrap().report
 }

@@ -91,6 +91,7 @@ async fn go(scenario: &Path, dir: &Path) -> Result<verifier::report::Report, Run
         baseline_target: None,
         report_dir: dir.join("report"),
         progress: progress::Mode::Off,
+        shard: None,
     };
     run(&opts, Stop::new(), &|_| None).await.map(|o| o.report)
 }

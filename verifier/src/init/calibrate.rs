@@ -61,6 +61,7 @@ pub async fn calibrate(
         baseline_target: None,
         report_dir: scratch.0.join("report"),
         progress: Mode::Off,
+        shard: None,
     };
     let out = crate::run::run(&opts, Stop::new(), getenv)
         .await

@@ -71,11 +71,22 @@ pub async fn run(
     collector: Arc<Collector>,
     stop: Stop,
 ) -> Result<EngineReport, String> {
+    run_from(plan, collector, stop, 0).await
+}
+
+/// [`run`] with the `${seq}` counter starting at `seq_start` (a shard's own space). A shard's
+/// part of the users is in the plan's phases already.
+pub async fn run_from(
+    plan: Arc<Plan>,
+    collector: Arc<Collector>,
+    stop: Stop,
+    seq_start: u64,
+) -> Result<EngineReport, String> {
     let Load::Closed(closed) = &plan.load else {
         return Err("the closed engine needs `load: closed`".into());
     };
     crate::logging::install();
-    let seq = Arc::new(AtomicU64::new(0));
+    let seq = Arc::new(AtomicU64::new(seq_start));
     let started = Arc::new(AtomicU64::new(0));
     // A pause never outlasts the plan: goose waits for every user's transaction to return
     // before it ends, and a user still thinking at the end has nothing left to send.

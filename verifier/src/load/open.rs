@@ -20,6 +20,7 @@ use super::request::Conn;
 use super::{Client, Collector, EngineReport, Plan, Stop};
 use crate::record::Outcome;
 use crate::scenario::{Load, RatePhase};
+use crate::shard::Shard;
 
 /// Lateness past which a dispatch counts as the generator falling behind; below it is
 /// ordinary OS scheduling jitter, which the lag percentiles in the report still show.
@@ -32,6 +33,8 @@ pub struct Schedule {
     phases: Vec<(f64, f64, f64, f64, f64)>,
     next: u64,
     phase: usize,
+    /// The part of the schedule this generator takes (`--shard`); the whole by default.
+    shard: Shard,
 }
 
 impl Schedule {
@@ -53,6 +56,29 @@ impl Schedule {
             phases: out,
             next: 0,
             phase: 0,
+            shard: Shard::WHOLE,
+        }
+    }
+
+    /// Only the arrivals of `shard`: every `count`-th of the global schedule from `index`.
+    pub fn for_shard(mut self, shard: Shard) -> Schedule {
+        self.shard = shard;
+        self
+    }
+
+    /// Arrivals this generator runs: its shard's part of the plan.
+    pub fn shard_arrivals(&self) -> u64 {
+        self.shard.share_of(self.planned_arrivals())
+    }
+
+    /// This shard's next arrival: its number in the global schedule and its offset.
+    pub fn next_numbered(&mut self) -> Option<(u64, Duration)> {
+        loop {
+            let n = self.next;
+            let offset = self.next_arrival()?;
+            if self.shard.takes(n) {
+                return Some((n, offset));
+            }
         }
     }
 
@@ -64,7 +90,7 @@ impl Schedule {
             .unwrap_or(0)
     }
 
-    /// The next arrival's offset, or `None` when the plan is over.
+    /// The next arrival's offset in the global schedule, or `None` when the plan is over.
     pub fn next_arrival(&mut self) -> Option<Duration> {
         let i = self.next as f64;
         while let Some(&(start, d, a, b, before)) = self.phases.get(self.phase) {
@@ -230,6 +256,11 @@ type Side = (Arc<Plan>, Arc<Collector>, Client);
 
 /// [`run`] over [`Routes`]: the schedule, timeout and `max_in_flight` are the first side's.
 pub async fn run_routed(routes: Routes, stop: Stop, origin: Instant) -> EngineReport {
+    run_shard(routes, stop, origin, Shard::WHOLE).await
+}
+
+/// [`run_routed`] for one shard of the schedule: its arrivals, its `${seq}` space.
+pub async fn run_shard(routes: Routes, stop: Stop, origin: Instant, shard: Shard) -> EngineReport {
     let Some((plan, _)) = routes.sides.first() else {
         return EngineReport {
             model: "open".into(),
@@ -258,10 +289,10 @@ pub async fn run_routed(routes: Routes, stop: Stop, origin: Instant) -> EngineRe
     // Room for a backlog of at least a few hundred arrivals, so that a saturated run wakes
     // the scheduler once per batch; what waits there is timed from its due time all the same.
     let queue = Arc::new(Queue::new((2 * max_in_flight).max(256)));
-    let seq = Arc::new(AtomicU64::new(0));
+    let seq = Arc::new(AtomicU64::new(shard.seq_start()));
     let started = Arc::new(AtomicU64::new(0));
-    let schedule = Schedule::new(&open.phases);
-    let planned = schedule.planned_arrivals();
+    let schedule = Schedule::new(&open.phases).for_shard(shard);
+    let planned = schedule.shard_arrivals();
     let end = origin + plan.planned;
     let cpu = CpuMark::now();
 
@@ -345,9 +376,8 @@ fn schedule_loop(
         ..Default::default()
     };
     let mut cap_released = origin;
-    let mut n = 0u64;
-    let mut next = schedule.next_arrival();
-    while let Some(offset) = next {
+    let mut next = schedule.next_numbered();
+    while let Some((n, offset)) = next {
         let due = origin + offset;
         // A generator that falls behind does not run past the plan: what it has not sent
         // by the plan's end is missed, as in wrk2, and the run says so.
@@ -387,7 +417,7 @@ fn schedule_loop(
         let now = Instant::now();
         let idle = queue.idle.load(Ordering::SeqCst);
         let mut pushed = 0usize;
-        let mut due = due;
+        let (mut n, mut due) = (n, due);
         loop {
             let own_lag = now.saturating_duration_since(due.max(cap_released));
             lag.saturating_record(
@@ -402,11 +432,12 @@ fn schedule_loop(
                 report.in_flight_waits += 1;
             }
             st.items.push_back((n, due));
-            n += 1;
             pushed += 1;
-            next = schedule.next_arrival();
+            next = schedule.next_numbered();
             match next {
-                Some(o) if origin + o <= now && st.items.len() < queue.cap => due = origin + o,
+                Some((k, o)) if origin + o <= now && st.items.len() < queue.cap => {
+                    (n, due) = (k, origin + o);
+                }
                 _ => break,
             }
         }
@@ -475,6 +506,39 @@ mod tests {
             .count();
         assert!((late_ramp as i64 - 250).abs() <= 2, "{late_ramp}");
         assert!(all.last().unwrap().as_secs_f64() < 12.5);
+    }
+
+    #[test]
+    fn shards_partition_the_global_schedule_exactly() {
+        let phases = [
+            RatePhase::Ramp {
+                from: 10.0,
+                to: 300.0,
+                duration: secs(3.0),
+            },
+            RatePhase::Steady {
+                rate: 300.0,
+                duration: secs(1.0),
+            },
+        ];
+        let whole: Vec<(u64, Duration)> = {
+            let mut s = Schedule::new(&phases);
+            std::iter::from_fn(|| s.next_numbered()).collect()
+        };
+        for count in [1u32, 2, 3, 4, 7] {
+            let mut union = Vec::new();
+            for index in 0..count {
+                let shard = Shard { index, count };
+                let mut s = Schedule::new(&phases).for_shard(shard);
+                let planned = s.shard_arrivals();
+                let mine: Vec<(u64, Duration)> = std::iter::from_fn(|| s.next_numbered()).collect();
+                assert!(mine.iter().all(|(n, _)| shard.takes(*n)));
+                assert!((mine.len() as i64 - planned as i64).abs() <= 1, "{shard}");
+                union.extend(mine);
+            }
+            union.sort();
+            assert_eq!(union, whole, "{count} shards");
+        }
     }
 
     #[test]

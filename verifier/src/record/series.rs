@@ -99,6 +99,41 @@ impl Series {
         self.windows[w][endpoint].record(latency, outcome);
     }
 
+    /// Adds `other` (another generator's series of the same run) window by window: histograms
+    /// and counts summed, so the result is what one generator recording every request would
+    /// hold.
+    pub fn merge(&mut self, other: &Series) -> Result<(), String> {
+        if other.window != self.window {
+            return Err(format!(
+                "windows of {} s and {} s do not line up",
+                self.window.as_secs_f64(),
+                other.window.as_secs_f64()
+            ));
+        }
+        if other.endpoints != self.endpoints {
+            return Err(format!(
+                "endpoints {:?} and {:?} differ",
+                self.endpoints, other.endpoints
+            ));
+        }
+        while self.windows.len() < other.windows.len() {
+            self.windows.push(
+                (0..self.endpoints.len())
+                    .map(|_| Window::default())
+                    .collect(),
+            );
+        }
+        for (mine, theirs) in self.windows.iter_mut().zip(&other.windows) {
+            for (a, b) in mine.iter_mut().zip(theirs) {
+                a.hist
+                    .add(&b.hist)
+                    .map_err(|e| format!("a window histogram does not add: {e:?}"))?;
+                a.counts.merge(&b.counts);
+            }
+        }
+        Ok(())
+    }
+
     /// The serialized form carried by `report.json`.
     pub fn to_report(&self) -> SeriesReport {
         SeriesReport {

@@ -73,6 +73,13 @@ pub struct Report {
     /// A paired run: the candidate (this report's target) against its baseline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comparison: Option<crate::compare::ComparisonReport>,
+    /// One shard of a run split over many generators (`run --shard`): what `verifier merge`
+    /// checks and judges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::ShardReport>,
+    /// A run merged from shards (`verifier merge`): which, and how each did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<crate::shard::MergedReport>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -199,6 +206,8 @@ impl Report {
             observability: None,
             environment_problems: Vec::new(),
             comparison: None,
+            shard: None,
+            merged: None,
         }
     }
 }

@@ -553,6 +553,7 @@ pub async fn run_edited(
         baseline_target: None,
         report_dir: dir.path().join("report"),
         progress: verifier::report::progress::Mode::Off,
+        shard: None,
     };
     let load_token = token("load");
     let getenv = move |k: &str| match k {
