@@ -160,8 +160,8 @@ mod tests {
         assert_eq!(
             *lines,
             [
-                "verifier:   5.0s / 60s  0 requests, 0 req/s (target 10/s), p99 -, 0 errors",
-                "verifier:  10.0s / 60s  51 requests, 10 req/s (target 10/s), p99 1.0 ms, 1 errors",
+                "verifier:   5.0s / 60s  0 requests, 0 req/s (target 10 journeys/s), p99 -, 0 errors",
+                "verifier:  10.0s / 60s  51 requests, 10 req/s (target 10 journeys/s), p99 1.0 ms, 1 errors",
             ]
         );
     }

@@ -23,8 +23,9 @@ fn rate(r: f64) -> String {
 }
 
 impl Load {
-    /// What the plan asks for `at` seconds into load, for progress lines: `target 120/s` (the
-    /// open model's arrival rate, ramps interpolated) or `target 50 users`; `None` past the end.
+    /// What the plan asks for `at` seconds into load, for progress lines: `target 120 journeys/s`
+    /// (the open model's arrival rate, ramps interpolated: journeys, not requests, since a journey
+    /// may send several) or `target 50 users`; `None` past the end.
     pub fn target_at(&self, at: f64) -> Option<String> {
         let mut start = 0.0;
         let mut users = 0u32;
@@ -45,7 +46,7 @@ impl Load {
                         | RatePhase::Spike { rate, duration } => (duration.0.as_secs_f64(), *rate),
                     };
                     if at < start + secs {
-                        return Some(format!("target {}/s", rate(r)));
+                        return Some(format!("target {} journeys/s", rate(r)));
                     }
                     start += secs;
                 }
@@ -172,8 +173,8 @@ mod tests {
             ],
             max_in_flight: 10,
         });
-        assert_eq!(open.target_at(5.0).as_deref(), Some("target 50/s"));
-        assert_eq!(open.target_at(42.0).as_deref(), Some("target 250.5/s"));
+        assert_eq!(open.target_at(5.0).as_deref(), Some("target 50 journeys/s"));
+        assert_eq!(open.target_at(42.0).as_deref(), Some("target 250.5 journeys/s"));
         assert_eq!(open.target_at(45.0), None);
         let s = open.spans();
         assert_eq!(
