@@ -17,7 +17,7 @@ failed=0
 run_id="platform-test-$$"
 cleanup() {
   docker rm -f -v $(docker ps -aq --filter "label=io.deliverykit.run=$run_id") >/dev/null 2>&1 || true
-  docker network rm "kit-$run_id" "other-$run_id" >/dev/null 2>&1 || true
+  docker network rm "kit-$run_id" "other-$run_id" "shards-$run_id" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
@@ -138,12 +138,90 @@ toxiproxy_reports_its_release_version() {
   [[ "$got" == *"\"${KIT_IMAGE_TOXIPROXY##*:}\""* ]] || { echo "GET /version: $got"; return 1; }
 }
 
+verifier_image_is_static_and_runs() {
+  local got code
+  got=$(docker run --rm --label "$KIT_LABEL" --label "io.deliverykit.run=$run_id" "$KIT_IMAGE_VERIFIER" --version) || return 1
+  [[ "$got" == "verifier "* ]] || { echo "--version: $got"; return 1; }
+  # FROM scratch: nothing but the binary, so a dynamically linked one would not start at all.
+  code=0
+  got=$(docker run --rm --label "$KIT_LABEL" --label "io.deliverykit.run=$run_id" "$KIT_IMAGE_VERIFIER" \
+    run /nowhere.yaml --shard 4/4 --start-at 2030-01-01T00:00:00Z 2>&1) || code=$?
+  [ "$code" = 2 ] && [[ "$got" == *"3/4"* ]] || { echo "--shard 4/4: exit $code: $got"; return 1; }
+}
+
+# Issue 16's proof with the image itself: four shard containers of one plan against a target
+# container on a network of their own (reached by name, so the static binary resolves names),
+# then the merge in a fifth. The stand-in counts what arrived: every arrival of the plan exactly
+# once, and no two with the same ${seq} (each shard has its own range).
+verifier_shard_containers_merge_into_one_run() {
+  local net="shards-$run_id" dir start ip got i code
+  local labels=(--label "$KIT_LABEL" --label "io.deliverykit.run=$run_id")
+  docker network create "${labels[@]}" "$net" >/dev/null || return 1
+  docker run -d "${labels[@]}" --network "$net" --name "pay-$run_id" \
+    -e PAYMENTSIM_LATENCY=2ms -e PAYMENTSIM_JITTER=1ms "$KIT_IMAGE_PAYMENTSIM" >/dev/null || return 1
+  dir=$(mktemp -d)
+  # shellcheck disable=SC2064
+  trap "rm -rf '$dir'; cleanup" EXIT
+  chmod 777 "$dir"
+  cat >"$dir/scenario.yaml" <<'YAML'
+name: sharded-charges
+journeys:
+  - name: charge
+    steps:
+      - name: charge
+        method: POST
+        path: /v1/charges
+        headers: { Idempotency-Key: "key-${seq}" }
+        body:
+          json: { order_id: "o-${seq}", tenant_id: t, amount_minor: 100, currency: EUR, card_number: "4242424242424242" }
+        expect_status: [201]
+load:
+  open:
+    phases:
+      - steady: { rate: 200, duration: 5s }
+budgets:
+  min_samples: 100
+  error_rate: 0
+  endpoints:
+    charge: { p99: 1s }
+YAML
+  # Far enough ahead for four containers to start on a busy machine.
+  start=$(date -u -d '+8 seconds' +%FT%TZ)
+  for i in 0 1 2 3; do
+    docker run -d "${labels[@]}" --network "$net" --name "shard-$i-$run_id" -v "$dir:/work" \
+      "$KIT_IMAGE_VERIFIER" run /work/scenario.yaml --target "http://pay-$run_id:8090" \
+      --shard "$i/4" --start-at "$start" --report-dir "/work/shard-$i" --progress off >/dev/null || return 1
+  done
+  for i in 0 1 2 3; do
+    code=$(docker wait "shard-$i-$run_id") || return 1
+    [ "$code" = 0 ] || { echo "shard $i: exit $code"; docker logs "shard-$i-$run_id" 2>&1 | tail -n 5; return 1; }
+  done
+  code=0
+  got=$(docker run --rm "${labels[@]}" -v "$dir:/work" "$KIT_IMAGE_VERIFIER" \
+    merge /work/shard-0/report.json /work/shard-1/report.json /work/shard-2/report.json \
+    /work/shard-3/report.json --report-dir /work/merged 2>&1) || code=$?
+  # 0 pass; 4 when a shard's generator fell behind on a busy machine (the merge names it).
+  [ "$code" = 0 ] || [ "$code" = 4 ] || { echo "merge: exit $code: $got"; return 1; }
+  [ -s "$dir/merged/report.html" ] || { echo "merge wrote no report.html"; return 1; }
+  local merged shards
+  merged=$(jq '.overall.requests' "$dir/merged/report.json")
+  shards=$(jq -s 'map(.overall.requests) | add' "$dir"/shard-{0,1,2,3}/report.json)
+  [ "$merged" = 1000 ] && [ "$shards" = 1000 ] || { echo "requests: merged $merged, shards $shards, plan 1000"; return 1; }
+  ip=$(docker inspect -f "{{(index .NetworkSettings.Networks \"$net\").IPAddress}}" "pay-$run_id")
+  got=$(curl -fsS --max-time 5 "http://$ip:8090/v1/calls") || return 1
+  [ "$(jq '.summary.calls' <<<"$got")" = 1000 ] && [ "$(jq '.summary.replays' <<<"$got")" = 0 ] &&
+    [ "$(jq '[.calls[].idempotency_key] | unique | length' <<<"$got")" = 1000 ] ||
+    { echo "the stand-in saw: $(jq -c .summary <<<"$got")"; return 1; }
+}
+
 check "sweep removes labelled leftovers and nothing else" sweep_removes_only_labelled
 check "a second image build is a no-op" images_are_cached
 check "postgres stand-in honours POSTGRES_* and initdb.d, restarts without re-init" postgres_honours_the_official_contract
 check "postgres stand-in refuses to start without a password, as the official one" postgres_without_password_refuses_to_start
 check "redis stand-in accepts connections from other containers" redis_accepts_remote_connections
 check "toxiproxy stand-in reports its release version" toxiproxy_reports_its_release_version
+check "verifier image: a static binary that runs and refuses a bad --shard" verifier_image_is_static_and_runs
+check "verifier image: four shard containers and their merge are one run, every arrival once" verifier_shard_containers_merge_into_one_run
 
 echo "platform: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
