@@ -27,7 +27,7 @@ SERVICE := reference-service
 # sqlc's generated code is checked in; `make test` regenerates it in memory and fails on a diff.
 SQLC_VERSION := v1.31.1
 
-.PHONY: help setup test demo drill demo-run drill-run test-platform test-go test-contract test-rust test-ci-templates test-deploy build compare compare-run bench-service bench-verifier bench-judge bench-judge-service bench-profiles
+.PHONY: help setup test demo drill demo-run drill-run test-platform test-go test-contract test-compose test-rust test-ci-templates test-deploy build compare compare-run bench-service bench-verifier bench-judge bench-judge-service bench-profiles
 
 help:
 	@echo "make demo   run the main job: the smoke gate end to end (see README.md)"
@@ -38,7 +38,7 @@ setup:
 	@bash platform/setup.sh
 
 test: setup
-	@$(MAKE) test-platform test-go test-contract test-rust test-ci-templates test-deploy
+	@$(MAKE) test-platform test-go test-contract test-compose test-rust test-ci-templates test-deploy
 	@echo "make test: every suite passed"
 
 # First: its sweep check removes every kit-labelled container, so no suite may run beside it.
@@ -60,6 +60,14 @@ test-go:
 test-contract:
 	@echo "== contract: schemathesis fuzz of reference-service/api/openapi.yaml"
 	@bash platform/tests/contract_fuzz.sh
+
+# docker-compose.yml brought up for real with the local images (platform/compose-up.sh, through
+# Debian's docker-compose or Compose v2): /readyz through Toxiproxy and its proxy list, then down.
+# Then broken on purpose (a proxy missing, one disabled, the database unreachable, a TERM), each
+# run failing by name and leaving nothing behind (~1 min). It publishes 127.0.0.1:8080 and :8474.
+test-compose:
+	@echo "== compose: docker-compose.yml up with the local images, checked through Toxiproxy, down"
+	@bash platform/tests/compose_test.sh
 
 test-rust:
 	@echo "== rust: fmt, clippy, tests (verifier)"

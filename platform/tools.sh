@@ -69,6 +69,24 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
+# Compose: platform/compose-up.sh (make test-compose) brings docker-compose.yml up with either
+# `docker compose` (v2) or `docker-compose`; Debian ships the latter as the package docker-compose
+# (1.29 on Debian 12). No recommends: they would pull in a second engine package.
+if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    die "Docker Compose is missing: install the Compose v2 plugin (https://docs.docker.com/compose/install/) or Debian's docker-compose (apt-get install docker-compose); make test-compose needs one"
+  fi
+  note "installing Debian's docker-compose (for make test-compose; once)"
+  log="$KIT_STATE_DIR/logs/apt-docker-compose.log"
+  if ! DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y --no-install-recommends docker-compose >"$log" 2>&1; then
+    timeout 600 apt-get update >>"$log" 2>&1 || die "apt-get update failed (see $log)"
+    DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y --no-install-recommends docker-compose >>"$log" 2>&1 ||
+      die "apt-get install docker-compose failed (see $log)"
+  fi
+  timeout 60 docker-compose version >>"$log" 2>&1 || timeout 60 docker compose version >>"$log" 2>&1 ||
+    die "Debian's docker-compose is installed but neither 'docker-compose version' nor 'docker compose version' runs (see $log)"
+fi
+
 # Schemathesis: a virtual environment made with Python 3.10 or newer, kept while it holds the pinned
 # version; remade (--clear) otherwise.
 venv="$KIT_STATE_DIR/venv-schemathesis"
