@@ -74,7 +74,19 @@ const IN_FLIGHT: &str = "https://deliverykit.example.com/problems/idempotency-ke
 
 impl StandIn {
     fn call(&self, id: &str, status: u16, replayed: bool) -> serde_json::Value {
+        self.call_from(SystemTime::now(), id, status, replayed)
+    }
+
+    /// A call that arrived at `started` and ends now.
+    fn call_from(
+        &self,
+        started: SystemTime,
+        id: &str,
+        status: u16,
+        replayed: bool,
+    ) -> serde_json::Value {
         serde_json::json!({
+            "started_at": humantime::format_rfc3339_nanos(started).to_string(),
             "at": humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
             "order_id": id, "status": status, "replayed": replayed,
         })
@@ -86,8 +98,10 @@ impl StandIn {
             if self.defect == Defect::HangsWhileFailing {
                 tokio::time::sleep(Duration::from_secs(20)).await;
             }
+            // Each failing attempt lasts 30 ms; a retry without backoff starts as it ends, which
+            // a log of start times alone would read as 30 ms apart.
             let (attempts, gap) = match self.defect {
-                Defect::RetryStorm => (10, 5),
+                Defect::RetryStorm => (10, 40),
                 Defect::NoBackoff => (3, 0),
                 _ => (3, 40),
             };
@@ -95,7 +109,9 @@ impl StandIn {
                 if i > 0 && gap > 0 {
                     tokio::time::sleep(Duration::from_millis(gap)).await;
                 }
-                let c = self.call(id, 503, false);
+                let started = SystemTime::now();
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                let c = self.call_from(started, id, 503, false);
                 self.store.lock().unwrap().calls.push(c);
             }
             return false;
@@ -475,12 +491,13 @@ fn failures(rules: &BTreeMap<String, RuleResult>) -> Vec<String> {
         .collect()
 }
 
-const CASES: [&str; 5] = [
+const CASES: [&str; 6] = [
     "sequential-replay",
     "payload-mismatch",
     "concurrent-duplicates",
     "downstream-once",
     "retries.downstream-5xx",
+    "retries.downstream-5xx.idle",
 ];
 
 /// Asserts that exactly `failing` of the checks fail, and every other passes.
@@ -564,7 +581,7 @@ async fn a_double_charge_downstream_fails() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_storm_and_retries_without_backoff_fail() {
     only_fails(Defect::RetryStorm, &["retries.downstream-5xx"]).await;
-    only_fails(Defect::NoBackoff, &["retries.downstream-5xx"]).await;
+    only_fails(Defect::NoBackoff, &["retries.downstream-5xx.idle"]).await;
 }
 
 /// Through a real Toxiproxy in front of the stand-in (a container on the host's network).
@@ -768,6 +785,46 @@ async fn bad_functional_sections_are_refused_with_the_field_to_blame() {
                 .replace("max_attempts: 3", "max_attempts: 0"),
             "functional.retry_discipline.max_attempts",
             "must be 1 to 100",
+        ),
+        (
+            text.replace("      dependency_fault: postgres", "").replace(
+                "    min_backoff: 20ms\n",
+                "    min_backoff: 20ms\n    backoff: { initial: 50ms, factor: 0.5 }\n",
+            ),
+            "functional.retry_discipline.backoff.factor",
+            "1 to 10",
+        ),
+        (
+            text.replace("      dependency_fault: postgres", "").replace(
+                "    min_backoff: 20ms\n",
+                "    min_backoff: 20ms\n    backoff: { initial: 50ms, max: 10ms }\n",
+            ),
+            "functional.retry_discipline.backoff.max",
+            "not be shorter than `backoff.initial`",
+        ),
+        (
+            text.replace("      dependency_fault: postgres", "").replace(
+                "    min_backoff: 20ms\n",
+                "    min_backoff: 20ms\n    request_budget: 3s\n",
+            ),
+            "functional.retry_discipline.request_budget",
+            "judged under `toxic` faults",
+        ),
+        (
+            text.replace("      dependency_fault: postgres", "").replace(
+                "    min_backoff: 20ms\n",
+                "    min_backoff: 20ms\n    no_retry: [{ name: decline, set: { card_number: x } }]\n",
+            ),
+            "functional.retry_discipline.no_retry[0].set.card_number",
+            "not a JSON Pointer",
+        ),
+        (
+            text.replace("      dependency_fault: postgres", "").replace(
+                "    min_backoff: 20ms\n",
+                "    min_backoff: 20ms\n    no_retry: [{ name: downstream-5xx, set: { /a: 1 } }]\n",
+            ),
+            "functional.retry_discipline.no_retry[0].name",
+            "rule ids must differ",
         ),
     ];
     for (yaml, field, says) in cases {

@@ -1,7 +1,8 @@
 //! The functional passes of the shipped scenarios against the real reference service: its
 //! PostgreSQL, Redis, NATS and payments stand-in as containers behind Toxiproxy, the service built
-//! from this repository. Every case of the idempotent-retry matrix and the retry discipline must
-//! pass, measured by PostgreSQL and the payments call log.
+//! from this repository. Every case of the idempotent-retry matrix and the retry discipline (attempt
+//! count, idle time, backoff windows, jitter, request budget, no retry of a decline) must pass,
+//! measured by PostgreSQL and the payments call log.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -103,7 +104,12 @@ async fn shipped_pass(name: &str) -> Duration {
         ids,
         [
             "retries.payments-5xx",
+            "retries.payments-5xx.idle",
+            "retries.payments-5xx.backoff",
+            "retries.payments-5xx.jitter",
             "retries.payments-timeouts",
+            "retries.payments-timeouts.budget",
+            "retries.payments-decline",
             "idempotency.createOrder.sequential-replay",
             "idempotency.createOrder.payload-mismatch",
             "idempotency.createOrder.concurrent-duplicates",

@@ -160,3 +160,28 @@ func TestAttemptTimeoutComesFromTheBudget(t *testing.T) {
 		t.Fatal("the timed-out attempt is not counted")
 	}
 }
+
+// The idle time between attempts, from the end of one (the log's at) to the start of the next
+// (started_at), is the backoff: at least the initial interval less its 50 % jitter, and the
+// attempt's own duration does not count towards it.
+func TestRetriesWaitAfterTheFailedAttemptEnds(t *testing.T) {
+	t.Parallel()
+	c, sim, _ := setup(t, paymentsim.Behaviour{ErrorRate: 1, Latency: 30 * time.Millisecond}, func(cfg *payments.Config) {
+		cfg.BackoffInitial, cfg.BackoffMax = 40*time.Millisecond, 400*time.Millisecond
+	})
+	if _, err := c.Charge(context.Background(), charge("idle")); err == nil {
+		t.Fatal("want an error")
+	}
+	_, calls := sim.Calls()
+	if len(calls) != 3 {
+		t.Fatalf("%d attempts, want 3", len(calls))
+	}
+	for i := 1; i < len(calls); i++ {
+		if took := calls[i-1].At.Sub(calls[i-1].StartedAt); took < 30*time.Millisecond {
+			t.Fatalf("attempt %d took %v in the log, want the 30ms delay", i, took)
+		}
+		if idle := calls[i].StartedAt.Sub(calls[i-1].At); idle < 20*time.Millisecond {
+			t.Fatalf("idle %v before attempt %d, want at least 20ms", idle, i+1)
+		}
+	}
+}

@@ -25,7 +25,16 @@ type Behaviour struct {
 }
 
 // Call is one entry of the call log. Card numbers are kept as their last four digits only.
+//
+// Two times bound the attempt as the stand-in saw it: StartedAt when the request arrived, At
+// when its outcome was decided: after the simulated delay, or earlier when the caller gave up
+// (its timeout cut the attempt), just before the answer is written. A caller's idle time between
+// two attempts is therefore the next call's StartedAt minus the previous call's At.
 type Call struct {
+	// StartedAt is when the charge request arrived, before its body was read.
+	StartedAt time.Time `json:"started_at"`
+	// At is when the outcome was decided (the delay over or the caller gone); its meaning is
+	// unchanged since the log had only this one time.
 	At             time.Time `json:"at"`
 	IdempotencyKey string    `json:"idempotency_key"`
 	OrderID        string    `json:"order_id"`
@@ -93,6 +102,7 @@ type chargeRequest struct {
 }
 
 func (s *Sim) charge(w http.ResponseWriter, r *http.Request) {
+	started := time.Now().UTC()
 	var req chargeRequest
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
 	dec.DisallowUnknownFields()
@@ -118,7 +128,7 @@ func (s *Sim) charge(w http.ResponseWriter, r *http.Request) {
 
 	key := r.Header.Get("Idempotency-Key")
 	call := Call{
-		At: time.Now().UTC(), IdempotencyKey: key, OrderID: req.OrderID, AmountMinor: req.AmountMinor,
+		StartedAt: started, At: time.Now().UTC(), IdempotencyKey: key, OrderID: req.OrderID, AmountMinor: req.AmountMinor,
 		CardLast4: req.CardNumber[len(req.CardNumber)-4:], Traceparent: r.Header.Get("Traceparent"),
 	}
 	s.mu.Lock()

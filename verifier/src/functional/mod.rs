@@ -468,6 +468,24 @@ pub fn validate(s: &Section<'_>) -> Result<(), FieldError> {
             ));
         }
         rd.validate().map_err(|e| e.under(&["retry_discipline"]))?;
+        let json_body = spec
+            .idempotency
+            .iter()
+            .any(|o| o.operation == rd.operation && matches!(o.body, Body::Json(_)));
+        if !rd.no_retry.is_empty() && !json_body {
+            return Err(FieldError::new(
+                vec![
+                    k("retry_discipline"),
+                    k("no_retry"),
+                    Seg::Index(0),
+                    k("set"),
+                ],
+                format!(
+                    "replaces fields of a JSON body, and `{}` sends another kind of body",
+                    rd.operation
+                ),
+            ));
+        }
     }
     Ok(())
 }

@@ -329,6 +329,46 @@ pub const BOUNDS: &[Bound] = &[
         why: "least wait between attempts",
     },
     Bound {
+        pattern: "functional.retry_discipline.faults.*.requests",
+        limit: Limit::Int(1, 1_000),
+        why: "requests sampled under one fault",
+    },
+    Bound {
+        pattern: "functional.retry_discipline.backoff.initial",
+        limit: Limit::Dur(Duration::ZERO, s(60)),
+        why: "the first retry's declared wait",
+    },
+    Bound {
+        pattern: "functional.retry_discipline.backoff.max",
+        limit: Limit::Dur(Duration::ZERO, s(600)),
+        why: "the declared cap on a wait",
+    },
+    Bound {
+        pattern: "functional.retry_discipline.backoff.factor",
+        limit: Limit::Float(1.0, 10.0),
+        why: "declared growth per retry",
+    },
+    Bound {
+        pattern: "functional.retry_discipline.backoff.jitter",
+        limit: Limit::Float(0.0, 1.0),
+        why: "declared randomization, a fraction either way",
+    },
+    Bound {
+        pattern: "functional.retry_discipline.backoff.tolerance",
+        limit: Limit::Dur(Duration::ZERO, s(10)),
+        why: "measurement slack on each wait",
+    },
+    Bound {
+        pattern: "functional.retry_discipline.request_budget",
+        limit: Limit::Dur(ms(1), s(600)),
+        why: "the service's budget for one request",
+    },
+    Bound {
+        pattern: "functional.retry_discipline.no_retry",
+        limit: Limit::Count(0, 20),
+        why: "refused requests checked",
+    },
+    Bound {
         pattern: "functional.retry_discipline.timeout",
         limit: Limit::Dur(ms(1), s(600)),
         why: "one sampled request",
