@@ -34,10 +34,16 @@ enum Defect {
     Racy,
     /// Charges each effect twice downstream.
     DoubleCharge,
-    /// Retries a failing downstream ten times per request.
+    /// Retries a failing downstream ten times per request, 40 ms ± 25 % apart.
     RetryStorm,
     /// Retries a failing downstream at once, without backoff.
     NoBackoff,
+    /// Backs off as declared, without jitter: requests that failed together retry together.
+    Unjittered,
+    /// Waits 30 ms ± 25 % before every retry: the declared growth (× 3) is missing.
+    FlatBackoff,
+    /// Retries a charge the downstream refused (402) as if it had failed.
+    RetriesRefusal,
     /// When its dependency fails after the effect is written, forgets the key: the retry writes
     /// the effect again.
     ForgetsKeyOnFailure,
@@ -69,6 +75,8 @@ struct StandIn {
     next: AtomicU64,
 }
 
+/// The card the stand-in's downstream declines.
+const DECLINED: &str = "4000000000000002";
 const REUSED: &str = "https://deliverykit.example.com/problems/idempotency-key-reused";
 const IN_FLIGHT: &str = "https://deliverykit.example.com/problems/idempotency-key-in-flight";
 
@@ -92,26 +100,42 @@ impl StandIn {
         })
     }
 
-    /// Charges downstream for `id`: true when the charge went through.
-    async fn charge(&self, id: &str) -> bool {
-        if self.failing.load(Ordering::SeqCst) {
-            if self.defect == Defect::HangsWhileFailing {
+    /// The wait before retry `n` (1-based), in ms. As the scenario declares: 30 ms × 3^(n-1),
+    /// ± 25 % jitter.
+    fn backoff_ms(&self, n: u32) -> f64 {
+        let jitter = 1.0 + rand::random_range(-0.25..=0.25);
+        match self.defect {
+            Defect::NoBackoff => 0.0,
+            Defect::RetryStorm => 40.0 * jitter,
+            Defect::FlatBackoff => 30.0 * jitter,
+            Defect::Unjittered => 30.0 * 3f64.powi(n as i32 - 1),
+            _ => 30.0 * 3f64.powi(n as i32 - 1) * jitter,
+        }
+    }
+
+    /// Charges downstream for `id`: true when the charge went through. A declined card is
+    /// refused with 402, once (a refusal is an answer, not a failure).
+    async fn charge(&self, id: &str, declined: bool) -> bool {
+        if self.failing.load(Ordering::SeqCst) || declined {
+            if self.defect == Defect::HangsWhileFailing && !declined {
                 tokio::time::sleep(Duration::from_secs(20)).await;
             }
             // Each failing attempt lasts 30 ms; a retry without backoff starts as it ends, which
             // a log of start times alone would read as 30 ms apart.
-            let (attempts, gap) = match self.defect {
-                Defect::RetryStorm => (10, 40),
-                Defect::NoBackoff => (3, 0),
-                _ => (3, 40),
+            let (attempts, status) = match (self.defect, declined) {
+                (Defect::RetriesRefusal, true) => (3, 402),
+                (_, true) => (1, 402),
+                (Defect::RetryStorm, _) => (10, 503),
+                _ => (3, 503),
             };
             for i in 0..attempts {
-                if i > 0 && gap > 0 {
-                    tokio::time::sleep(Duration::from_millis(gap)).await;
+                if i > 0 {
+                    let wait = self.backoff_ms(i);
+                    tokio::time::sleep(Duration::from_secs_f64(wait / 1e3)).await;
                 }
                 let started = SystemTime::now();
                 tokio::time::sleep(Duration::from_millis(30)).await;
-                let c = self.call_from(started, id, 503, false);
+                let c = self.call_from(started, id, status, false);
                 self.store.lock().unwrap().calls.push(c);
             }
             return false;
@@ -146,6 +170,7 @@ impl StandIn {
     async fn create(&self, key: &str, body: &[u8]) -> (u16, Vec<(String, String)>, String) {
         let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
         let email = v["customer_email"].as_str().unwrap_or("").to_owned();
+        let declined = v["card_number"].as_str() == Some(DECLINED);
         let problem = |status: u16, t: &str| {
             (
                 status,
@@ -241,12 +266,19 @@ impl StandIn {
                 }
             }
         }
-        if !self.charge(&id).await {
+        if !self.charge(&id, declined).await {
             self.store.lock().unwrap().keys.remove(key);
-            return problem(
-                503,
-                "https://deliverykit.example.com/problems/payments-unavailable",
-            );
+            return if declined {
+                problem(
+                    402,
+                    "https://deliverykit.example.com/problems/payment-declined",
+                )
+            } else {
+                problem(
+                    503,
+                    "https://deliverykit.example.com/problems/payments-unavailable",
+                )
+            };
         }
         let answer =
             serde_json::json!({"id": id, "customer_email": email, "status": "paid"}).to_string();
@@ -419,9 +451,14 @@ functional:
     calls: {{ url: "{url}/v1/calls" }}
     max_attempts: 3
     min_backoff: 20ms
+    backoff: {{ initial: 30ms, factor: 3, jitter: 0.25 }}
     faults:
       - name: downstream-5xx
         switch: {{ url: "{url}/v1/behaviour", set: {{ error_rate: 1 }} }}
+        requests: 6                  # a false "not jittered" then has odds below 1 in 10,000
+    no_retry:
+      - name: decline
+        set: {{ /card_number: "{DECLINED}" }}
 "#
     );
     (file, text)
@@ -491,13 +528,16 @@ fn failures(rules: &BTreeMap<String, RuleResult>) -> Vec<String> {
         .collect()
 }
 
-const CASES: [&str; 6] = [
+const CASES: [&str; 9] = [
     "sequential-replay",
     "payload-mismatch",
     "concurrent-duplicates",
     "downstream-once",
     "retries.downstream-5xx",
     "retries.downstream-5xx.idle",
+    "retries.downstream-5xx.backoff",
+    "retries.downstream-5xx.jitter",
+    "retries.decline",
 ];
 
 /// Asserts that exactly `failing` of the checks fail, and every other passes.
@@ -580,8 +620,33 @@ async fn a_double_charge_downstream_fails() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_storm_and_retries_without_backoff_fail() {
-    only_fails(Defect::RetryStorm, &["retries.downstream-5xx"]).await;
-    only_fails(Defect::NoBackoff, &["retries.downstream-5xx.idle"]).await;
+    // Ten attempts 40 ms apart: too many, and the waits do not grow.
+    only_fails(
+        Defect::RetryStorm,
+        &["retries.downstream-5xx", "retries.downstream-5xx.backoff"],
+    )
+    .await;
+    // Back to back: no idle time, no window met, nothing to spread.
+    only_fails(
+        Defect::NoBackoff,
+        &[
+            "retries.downstream-5xx.idle",
+            "retries.downstream-5xx.backoff",
+            "retries.downstream-5xx.jitter",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backoff_that_does_not_grow_or_is_not_jittered_fails() {
+    only_fails(Defect::FlatBackoff, &["retries.downstream-5xx.backoff"]).await;
+    only_fails(Defect::Unjittered, &["retries.downstream-5xx.jitter"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_refusal_fails() {
+    only_fails(Defect::RetriesRefusal, &["retries.decline"]).await;
 }
 
 /// Through a real Toxiproxy in front of the stand-in (a container on the host's network).
@@ -788,16 +853,16 @@ async fn bad_functional_sections_are_refused_with_the_field_to_blame() {
         ),
         (
             text.replace("      dependency_fault: postgres", "").replace(
-                "    min_backoff: 20ms\n",
-                "    min_backoff: 20ms\n    backoff: { initial: 50ms, factor: 0.5 }\n",
+                "    backoff: { initial: 30ms, factor: 3, jitter: 0.25 }\n",
+                "    backoff: { initial: 50ms, factor: 0.5 }\n",
             ),
             "functional.retry_discipline.backoff.factor",
             "1 to 10",
         ),
         (
             text.replace("      dependency_fault: postgres", "").replace(
-                "    min_backoff: 20ms\n",
-                "    min_backoff: 20ms\n    backoff: { initial: 50ms, max: 10ms }\n",
+                "    backoff: { initial: 30ms, factor: 3, jitter: 0.25 }\n",
+                "    backoff: { initial: 50ms, max: 10ms }\n",
             ),
             "functional.retry_discipline.backoff.max",
             "not be shorter than `backoff.initial`",
@@ -812,16 +877,16 @@ async fn bad_functional_sections_are_refused_with_the_field_to_blame() {
         ),
         (
             text.replace("      dependency_fault: postgres", "").replace(
-                "    min_backoff: 20ms\n",
-                "    min_backoff: 20ms\n    no_retry: [{ name: decline, set: { card_number: x } }]\n",
+                "      - name: decline\n",
+                "      - name: decline-x\n        set: { card_number: x }\n      - name: decline\n",
             ),
             "functional.retry_discipline.no_retry[0].set.card_number",
             "not a JSON Pointer",
         ),
         (
             text.replace("      dependency_fault: postgres", "").replace(
-                "    min_backoff: 20ms\n",
-                "    min_backoff: 20ms\n    no_retry: [{ name: downstream-5xx, set: { /a: 1 } }]\n",
+                "      - name: decline\n",
+                "      - name: downstream-5xx\n        set: { /a: 1 }\n      - name: decline\n",
             ),
             "functional.retry_discipline.no_retry[0].name",
             "rule ids must differ",

@@ -1185,3 +1185,138 @@ async fn recover(
         .await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BUDGET: Dur = Dur(Duration::from_secs(1));
+
+    fn rule() -> RuleResult {
+        RuleResult::new("retries.t.budget", RuleKind::Functional, Status::Pass)
+    }
+
+    /// A request sent at `t0`, answered `status` after `took` ms, whose attempts ran over the
+    /// given (start, end) ms from the send.
+    fn sample(status: Option<u16>, took: u64, attempts: &[(u64, u64)]) -> Sample {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let at = |ms: u64| Some(t0 + Duration::from_millis(ms));
+        Sample {
+            answer: Answer {
+                status,
+                headers: vec![],
+                body: vec![],
+                error: status.is_none().then(|| "timed out".to_owned()),
+                took: Duration::from_millis(took),
+            },
+            sent: t0,
+            attempts: attempts
+                .iter()
+                .map(|&(s, e)| Attempt {
+                    start: at(s),
+                    end: at(e),
+                    status: Some(503),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn attempts_that_fit_the_budget_pass() {
+        // 300 ms attempt timeouts, the last one cut to what is left.
+        let s = [sample(Some(503), 760, &[(2, 302), (350, 650), (700, 755)])];
+        let r = judge_budget(rule(), &s, BUDGET, "curl x");
+        assert_eq!(r.status, Status::Pass, "{r:?}");
+    }
+
+    #[test]
+    fn an_attempt_started_past_the_budget_fails() {
+        let s = [sample(
+            Some(503),
+            1050,
+            &[(2, 302), (600, 900), (1020, 1040)],
+        )];
+        let r = judge_budget(rule(), &s, BUDGET, "curl x");
+        assert_eq!(r.status, Status::Fail, "{r:?}");
+        assert!(
+            r.detail.contains("attempt 3 started 1020 ms"),
+            "{}",
+            r.detail
+        );
+    }
+
+    #[test]
+    fn an_attempt_whose_timeout_outruns_the_budget_fails() {
+        // The third attempt keeps its full 800 ms timeout although 400 ms of the budget are left.
+        let s = [sample(Some(503), 1400, &[(2, 302), (600, 602)])];
+        let r = judge_budget(rule(), &s, BUDGET, "curl x");
+        assert_eq!(r.status, Status::Fail, "{r:?}");
+        assert!(r.detail.contains("past the 1000 ms budget"), "{}", r.detail);
+    }
+
+    #[test]
+    fn a_retry_after_the_answer_fails() {
+        let s = [sample(Some(503), 400, &[(2, 302), (500, 520)])];
+        let r = judge_budget(rule(), &s, BUDGET, "curl x");
+        assert_eq!(r.status, Status::Fail, "{r:?}");
+        assert!(
+            r.detail.contains("retries outlived the request"),
+            "{}",
+            r.detail
+        );
+    }
+
+    #[test]
+    fn no_answer_within_the_budget_fails_and_no_attempt_is_inconclusive() {
+        let r = judge_budget(rule(), &[sample(None, 10_000, &[(2, 302)])], BUDGET, "c");
+        assert_eq!(r.status, Status::Fail, "{r:?}");
+        let r = judge_budget(rule(), &[sample(Some(503), 5, &[])], BUDGET, "c");
+        assert_eq!(r.status, Status::Inconclusive, "{r:?}");
+    }
+
+    #[test]
+    fn backoff_windows_grow_capped_and_widened_by_jitter_and_tolerance() {
+        let b = Backoff {
+            initial: Dur(Duration::from_millis(50)),
+            factor: 1.5,
+            max: Some(Dur(Duration::from_millis(100))),
+            jitter: 0.5,
+            tolerance: Dur(Duration::from_millis(10)),
+        };
+        assert_eq!(b.window_ms(1), (15.0, 85.0));
+        assert_eq!(b.window_ms(2), (27.5, 122.5));
+        assert_eq!(b.window_ms(3), (40.0, 160.0), "capped at 100 ms");
+        let idle = Some(vec![vec![40, 80], vec![60, 20]]);
+        let r = judge_backoff(rule(), &idle, &b, "c");
+        assert_eq!(r.status, Status::Fail, "{r:?}");
+        assert!(
+            r.detail.contains("request 2's 2nd retry waited 20 ms"),
+            "{}",
+            r.detail
+        );
+    }
+
+    #[test]
+    fn jitter_needs_two_requests_and_a_spread_beyond_the_tolerance() {
+        let b = Backoff {
+            initial: Dur(Duration::from_millis(50)),
+            factor: 2.0,
+            max: None,
+            jitter: 0.5,
+            tolerance: Dur(Duration::from_millis(10)),
+        };
+        let same = Some(vec![vec![50, 100], vec![53, 104], vec![48, 99]]);
+        assert_eq!(judge_jitter(rule(), &same, &b, "c").status, Status::Fail);
+        let spread = Some(vec![vec![50, 100], vec![31, 140]]);
+        assert_eq!(judge_jitter(rule(), &spread, &b, "c").status, Status::Pass);
+        let one = Some(vec![vec![50, 100]]);
+        assert_eq!(
+            judge_jitter(rule(), &one, &b, "c").status,
+            Status::Inconclusive
+        );
+        assert_eq!(
+            judge_jitter(rule(), &None, &b, "c").status,
+            Status::Inconclusive
+        );
+    }
+}
