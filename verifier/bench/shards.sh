@@ -36,6 +36,10 @@ if [[ ! -x "$VERIFIER" ]]; then
     (cd "$ROOT" && cargo build --release --locked -p verifier --quiet)
 fi
 command -v jq >/dev/null || { log "jq is missing"; exit 1; }
+if ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]]; then
+    log "installing nginx-light from Debian (once)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
+fi
 nginx_start '{"ok":true}'
 
 cat >"$WORK/scenario.yaml" <<YAML
