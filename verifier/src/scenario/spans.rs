@@ -174,7 +174,10 @@ mod tests {
             max_in_flight: 10,
         });
         assert_eq!(open.target_at(5.0).as_deref(), Some("target 50 journeys/s"));
-        assert_eq!(open.target_at(42.0).as_deref(), Some("target 250.5 journeys/s"));
+        assert_eq!(
+            open.target_at(42.0).as_deref(),
+            Some("target 250.5 journeys/s")
+        );
         assert_eq!(open.target_at(45.0), None);
         let s = open.spans();
         assert_eq!(
