@@ -144,6 +144,9 @@ pub struct Readback {
     pub ids_by_key: BTreeMap<String, Vec<String>>,
     /// Events per effect id; `None` when no event probe is configured.
     pub events_by_id: Option<BTreeMap<String, u64>>,
+    /// Why the stream held no event at all, when it does not exist (nothing was ever published
+    /// to it): said in each missing event's evidence.
+    pub events_note: Option<String>,
 }
 
 /// One broken invariant, with the ids and keys a person needs to look it up.
@@ -213,7 +216,10 @@ pub fn nothing_lost(acks: &[Ack], rb: &Readback) -> Vec<Violation> {
                     rule: "event-published",
                     key,
                     id: Some(id),
-                    detail: "stored but no event on the stream".into(),
+                    detail: match &rb.events_note {
+                        Some(why) => format!("stored but no event: {why}"),
+                        None => "stored but no event on the stream".into(),
+                    },
                 }),
                 n => out.push(Violation {
                     rule: "event-published-once",
@@ -337,6 +343,7 @@ mod tests {
             // The timed-out k3 did take effect, once: allowed.
             ids_by_key: [("k3".into(), vec!["c".into()])].into(),
             events_by_id: Some([("a".into(), 1), ("c".into(), 1)].into()),
+            events_note: None,
         };
         assert_eq!(nothing_lost(&acks, &rb), vec![]);
     }
@@ -354,6 +361,7 @@ mod tests {
             count_by_id: [("b".into(), 2), ("d".into(), 1), ("e".into(), 1)].into(),
             ids_by_key: [("unsure".into(), vec!["c1".into(), "c2".into()])].into(),
             events_by_id: Some([("e".into(), 2)].into()),
+            events_note: None,
         };
         let v = nothing_lost(&acks, &rb);
         let rules: Vec<_> = v.iter().map(|v| (v.rule, v.key.as_deref())).collect();

@@ -16,6 +16,9 @@ pub enum ProbeError {
     Events(String),
     #[error("the read-backs did not finish within {0:?}")]
     Timeout(Duration),
+    /// The server answers and has no such stream: nothing was ever published to it.
+    #[error("{0}")]
+    NoStream(String),
 }
 
 /// Reads what the acknowledgements need: counts for acknowledged ids, ids for uncertain keys,
@@ -39,14 +42,19 @@ pub async fn read(
             .map(|a| a.key.clone())
             .collect();
         let (count_by_id, ids_by_key) = read_database(db, db_url, &ids, &keys).await?;
-        let events_by_id = match events {
-            Some((spec, url)) => Some(read_events(spec, url).await?),
-            None => None,
+        let (events_by_id, events_note) = match events {
+            Some((spec, url)) => match read_events(spec, url).await {
+                Ok(counts) => (Some(counts), None),
+                Err(ProbeError::NoStream(why)) => (Some(BTreeMap::new()), Some(why)),
+                Err(e) => return Err(e),
+            },
+            None => (None, None),
         };
         Ok(Readback {
             count_by_id,
             ids_by_key,
             events_by_id,
+            events_note,
         })
     };
     tokio::time::timeout(budget, work)
@@ -97,7 +105,22 @@ pub async fn read_events(
         .await
         .map_err(|e| ev(&e))?;
     let js = async_nats::jetstream::new(client);
-    let mut stream = js.get_stream(&spec.stream).await.map_err(|e| ev(&e))?;
+    let mut stream = match js.get_stream(&spec.stream).await {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                async_nats::jetstream::context::GetStreamErrorKind::JetStream(j)
+                    if j.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND
+            ) =>
+        {
+            return Err(ProbeError::NoStream(format!(
+                "the server at {url} has no stream `{}`, so nothing was ever published to it",
+                spec.stream
+            )));
+        }
+        Err(e) => return Err(ev(&e)),
+    };
     // Read everything up to the last sequence the stream holds now, and count our subject's
     // messages: a filtered read could not tell when it has seen the last matching one.
     let last = stream.info().await.map_err(|e| ev(&e))?.state.last_sequence;
