@@ -145,6 +145,73 @@ fn validate_checks_the_trigger_file_a_scenario_names() {
     assert_eq!(code, Some(0), "{stderr}");
 }
 
+/// The drill's bad inputs, each refused by `validate` (exit 2) before anything starts, naming
+/// the field: a trigger the file lacks, a fault on a dependency the environment does not start,
+/// a detection time shorter than the evaluation interval or than the trigger's own `for`.
+#[test]
+fn validate_refuses_drill_expectations_that_cannot_be_met() {
+    // A copy outside the tree, the files it names made absolute.
+    let root = scenarios().join("..").canonicalize().unwrap();
+    let text = std::fs::read_to_string(scenarios().join("chaos-drill-short.yaml"))
+        .unwrap()
+        .replace("../", &format!("{}/", root.display()));
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("drill.yaml");
+    let check = |from: &str, to: &str, says: &[&str]| {
+        assert!(text.contains(from), "{from}");
+        std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
+        let (code, _, stderr) = validate(std::slice::from_ref(&p));
+        assert_eq!(code, Some(2), "{from} -> {to}: {stderr}");
+        for s in says {
+            assert!(stderr.contains(s), "{from} -> {to}: want {s:?} in {stderr}");
+        }
+    };
+    check(
+        "fire: [OrdersHighErrorRatio]",
+        "fire: [OrdersHighErrorRatioo]",
+        &[
+            "triggers.expect.pg-down.fire[0]",
+            "no trigger is named `OrdersHighErrorRatioo`",
+        ],
+    );
+    check(
+        "dependencies: [postgres, redis, nats, payments]",
+        "dependencies: [postgres, nats, payments]",
+        &["`${redis.addr}` is not known here"],
+    );
+    let without_redis = "dependencies: [postgres, nats, payments]";
+    let text2 = text
+        .replacen(
+            "dependencies: [postgres, redis, nats, payments]",
+            without_redis,
+            1,
+        )
+        .lines()
+        .filter(|l| !l.contains("ORDERS_REDIS_ADDR"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&p, text2).unwrap();
+    let (code, _, stderr) = validate(std::slice::from_ref(&p));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("field `faults[2].target`: unknown dependency `redis`"),
+        "{stderr}"
+    );
+    check(
+        "    within: 10s",
+        "    within: 500ms",
+        &["within`: 500ms is shorter than the evaluation interval `every` (1s)"],
+    );
+    check(
+        "    within: 10s",
+        "    within: 1500ms",
+        &[
+            "within`: 1500ms is shorter than the 2s `OrdersHighErrorRatio` must hold",
+            "`for: 2m` divided by time_scale 60",
+        ],
+    );
+}
+
 #[test]
 fn usage_error_is_exit_2() {
     let out = Command::new(BIN)

@@ -93,6 +93,18 @@ pub fn validate_spec(
                 "triggers that must fire need a detection time, e.g. `within: 20s`",
             ));
         }
+        if let Some(w) = e.within
+            && w.0 < spec.every.0
+        {
+            return Err(FieldError::new(
+                path("within"),
+                format!(
+                    "{} is shorter than the evaluation interval `every` ({}): no trigger is looked at that soon",
+                    crate::scenario::Dur(w.0),
+                    crate::scenario::Dur(spec.every.0)
+                ),
+            ));
+        }
         if let Some(t) = e.fire.iter().find(|t| e.quiet.contains(t)) {
             return Err(FieldError::new(
                 path("quiet"),
@@ -125,6 +137,30 @@ pub fn load_checked(spec: &TriggerSpec, scenario_file: &Path) -> Result<Loaded, 
                 Some((fault, field, i, &list[i]))
             })
     });
+    // A trigger fires only after its condition held for its (scaled) `for`: a detection time
+    // shorter than that can never be met.
+    let defs = &loaded.defs;
+    let too_soon = spec.expect.iter().find_map(|(fault, e)| {
+        let within = e.within?.0;
+        e.fire.iter().enumerate().find_map(|(i, name)| {
+            let t = defs.triggers.iter().find(|t| &t.name == name)?;
+            let hold = defs.scaled_hold(t.hold.0);
+            (hold > within).then_some((fault, i, name, t.hold.0, hold, within))
+        })
+    });
+    if let Some((fault, _, name, hold, scaled, within)) = too_soon {
+        let text = crate::scenario::read_file(scenario_file)?;
+        let message = format!(
+            "{} is shorter than the {} `{name}` must hold its condition before it fires (its `for: {}` divided by time_scale {}); it could never be met",
+            crate::scenario::Dur(within),
+            crate::scenario::Dur(scaled),
+            crate::scenario::Dur(hold),
+            defs.time_scale
+        );
+        return Err(FieldError::new(vec![k(fault), k("within")], message)
+            .under(&["triggers", "expect"])
+            .locate(scenario_file, &text));
+    }
     if let Some((fault, field, i, name)) = unknown {
         let text = crate::scenario::read_file(scenario_file)?;
         let message = format!(
