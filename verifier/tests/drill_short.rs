@@ -3,7 +3,8 @@
 //! Toxiproxy, every fault class of the full drill once. It must pass as shipped, with every
 //! steady-state phase, trigger expectation and nothing-lost invariant judged; and it must fail
 //! against the same service started with its outbox relay off (no NATS URL: accepted orders'
-//! events never leave the outbox), naming the lost events and the backlog trigger.
+//! events never leave the outbox), naming the lost events and the outbox triggers that did not
+//! fire.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -200,6 +201,27 @@ fn the_short_drill_passes_and_fails_against_a_service_with_its_relay_off() {
             "{fault}: no recovery judged, only {judged:?}"
         );
     }
+    // Every trigger of dashboards/triggers.yaml is seen to fire on some fault, both over the
+    // verifier's own measurements and over PromQL, but the slow burn: its 6 h window is 6 min at
+    // time_scale 60, longer than the drill.
+    let fired: std::collections::BTreeSet<&str> = healthy
+        .ids("pass")
+        .into_iter()
+        .filter(|id| id.contains(".fire."))
+        .filter_map(|id| id.split(".fire.").nth(1))
+        .map(|t| t.trim_end_matches(".prometheus"))
+        .collect();
+    assert_eq!(
+        fired.into_iter().collect::<Vec<_>>(),
+        [
+            "OrdersCreateLatencyP99",
+            "OrdersErrorBudgetFastBurn",
+            "OrdersHighErrorRatio",
+            "OrdersOutboxBacklog",
+            "OrdersOutboxStale",
+            "PaymentsBreakerOpen",
+        ]
+    );
     for prefix in [
         "invariants.acknowledged-exists",
         "invariants.event-published",
@@ -236,6 +258,11 @@ fn the_short_drill_passes_and_fails_against_a_service_with_its_relay_off() {
             .unwrap_or_default()
             .contains("has no stream `ORDERS`"),
         "{lost}"
+    );
+    // Without a relay the service exports no outbox gauges: the outbox triggers cannot fire.
+    assert!(
+        failed.contains(&"trigger.nats-down.fire.OrdersOutboxBacklog"),
+        "failed {failed:?}"
     );
     // The orders themselves were stored: the failure is the events, not the writes.
     assert_eq!(weak.status("invariants.acknowledged-exists"), "pass");

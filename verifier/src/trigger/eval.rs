@@ -277,9 +277,15 @@ pub fn evaluate_own(
             gauge,
             op,
             threshold,
+            drill_threshold,
             ..
         } => match m.slices.last().and_then(|s| s.gauges.get(gauge)) {
-            Some(v) if v.is_finite() => saturation(gauge, *op, *threshold, *v),
+            Some(v) if v.is_finite() => saturation(
+                gauge,
+                *op,
+                super::saturation_threshold(*threshold, *drill_threshold, scale),
+                *v,
+            ),
             _ => Measurement::inconclusive(format!("gauge `{gauge}` was not sampled")),
         },
     }
@@ -403,8 +409,14 @@ pub async fn evaluate_prom(
             gauge,
             op,
             threshold,
+            drill_threshold,
             ..
-        } => saturation(gauge, *op, *threshold, values[0]),
+        } => saturation(
+            gauge,
+            *op,
+            super::saturation_threshold(*threshold, *drill_threshold, scale),
+            values[0],
+        ),
     })
 }
 

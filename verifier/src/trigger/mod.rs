@@ -152,9 +152,23 @@ pub enum Condition {
         aggregate: Aggregate,
         op: Op,
         threshold: f64,
+        /// The threshold in a drill, where windows and `for` are divided by `time_scale`: for a
+        /// gauge that measures time (an age in seconds) or grows with time (a backlog), the
+        /// production threshold could not be reached in minutes. Production rules keep
+        /// `threshold`; the scaling is stated in every report that judges the trigger.
+        #[serde(default)]
+        drill_threshold: Option<f64>,
         #[serde(default)]
         matchers: Matchers,
     },
+}
+
+/// The threshold a saturation trigger is judged against at `scale`.
+pub fn saturation_threshold(threshold: f64, drill: Option<f64>, scale: promql::Scale) -> f64 {
+    match (scale, drill) {
+        (promql::Scale::Drill, Some(d)) => d,
+        _ => threshold,
+    }
 }
 
 impl Condition {
@@ -664,8 +678,17 @@ fn validate(d: &Definitions) -> Result<(), (Vec<Seg>, String)> {
                 }
             }
             Condition::Saturation {
-                gauge, threshold, ..
+                gauge,
+                threshold,
+                drill_threshold,
+                ..
             } => {
+                if drill_threshold.is_some_and(|d| !d.is_finite()) {
+                    return Err((
+                        tp(&["condition", kind, "drill_threshold"]),
+                        "drill_threshold must be a finite number".into(),
+                    ));
+                }
                 if !is_ident(gauge, false) {
                     return Err((
                         tp(&["condition", kind, "gauge"]),

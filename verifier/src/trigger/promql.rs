@@ -203,11 +203,20 @@ impl Definitions {
                     }
                 }
             }
-            Condition::Saturation { op, threshold, .. } => format!(
+            Condition::Saturation {
+                op,
+                threshold,
+                drill_threshold,
+                ..
+            } => format!(
                 "{} {} {}",
                 self.gauge_expr(t).unwrap_or_default(),
                 op.as_str(),
-                num(*threshold)
+                num(super::saturation_threshold(
+                    *threshold,
+                    *drill_threshold,
+                    scale
+                ))
             ),
         }
     }
@@ -233,13 +242,26 @@ impl Definitions {
             }
         };
         let ws = self.windows(t);
+        let thresholds = match &t.condition {
+            Condition::Saturation {
+                threshold,
+                drill_threshold: Some(d),
+                ..
+            } => (
+                format!(", threshold {}", num(*threshold)),
+                format!(", threshold {}", num(*d)),
+            ),
+            _ => (String::new(), String::new()),
+        };
         format!(
-            "production {}, for {}; drill (time_scale {}) {}, for {}",
+            "production {}, for {}{}; drill (time_scale {}) {}, for {}{}",
             list(ws.iter().map(|w| duration(*w)).collect()),
             duration(t.hold.0),
+            thresholds.0,
             num(self.time_scale),
             list(ws.iter().map(|w| duration(self.scaled(*w))).collect()),
             duration(self.scaled_hold(t.hold.0)),
+            thresholds.1,
         )
     }
 }
@@ -510,5 +532,24 @@ mod tests {
             ]
         );
         assert!(metric_names("sum(rate(a_total{x=\"b{c}\"}[5m])) / 1e3").contains("a_total"));
+    }
+
+    /// The shipped outbox triggers: production rules keep their thresholds, a drill uses the
+    /// drill thresholds, and the scaling note states both.
+    #[test]
+    fn a_drill_threshold_replaces_the_threshold_in_drills_only() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboards/triggers.yaml");
+        let defs = crate::trigger::load_file(&path).unwrap().defs;
+        let t = |name: &str| defs.triggers.iter().find(|t| t.name == name).unwrap();
+        let stale = t("OrdersOutboxStale");
+        assert!(defs.alert_expr(stale, Scale::Production).ends_with("> 120"));
+        assert!(defs.alert_expr(stale, Scale::Drill).ends_with("> 2"));
+        assert!(defs.scaling_note(stale).contains("threshold 120; drill"));
+        let breaker = t("PaymentsBreakerOpen");
+        assert_eq!(
+            defs.alert_expr(breaker, Scale::Production),
+            defs.alert_expr(breaker, Scale::Drill)
+        );
     }
 }
