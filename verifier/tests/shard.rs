@@ -158,8 +158,13 @@ async fn shards_then_single(
 
     // The union of the shards is the single schedule: 3 s at 120/s, every arrival sent once,
     // each shard a quarter of it, its ${seq} values in its own space.
+    // A shard that missed an arrival under contention (its generator rule may still pass, below
+    // 5 % late) is imperfect, rightly: try again rather than judge the arithmetic on it.
     let per_shard: Vec<u64> = shards.iter().map(|r| r.overall.requests).collect();
-    assert_eq!(per_shard, vec![90; 4], "{per_shard:?}");
+    ensure!(
+        per_shard == vec![90; 4],
+        "per-shard requests {per_shard:?}, want 90 each"
+    );
     seqs.sort_unstable();
     let distinct: BTreeSet<u64> = seqs.iter().copied().collect();
     assert_eq!(distinct.len(), 360, "every ${{seq}} value is used once");

@@ -311,8 +311,9 @@ pub async fn run_shard(routes: Routes, stop: Stop, origin: Instant, shard: Shard
             // One keep-alive connection per side.
             let mut conns: Vec<Conn> = sides.iter().map(|_| Conn::default()).collect();
             while let Some((n, due)) = queue.next(&stop).await {
-                // An arrival still waiting when the plan's time is over is missed, as in wrk2.
-                if Instant::now() >= end && due < end {
+                // An arrival still waiting when the plan's time is over is missed, as in wrk2;
+                // scheduling jitter (below `LATE`) on the last arrivals does not make it so.
+                if Instant::now() >= end + LATE && due < end {
                     continue;
                 }
                 started.fetch_add(1, Ordering::Relaxed);
@@ -380,8 +381,9 @@ fn schedule_loop(
     while let Some((n, offset)) = next {
         let due = origin + offset;
         // A generator that falls behind does not run past the plan: what it has not sent
-        // by the plan's end is missed, as in wrk2, and the run says so.
-        if Instant::now() >= end && due < end {
+        // by the plan's end (and `LATE` of jitter past it) is missed, as in wrk2, and the run
+        // says so.
+        if Instant::now() >= end + LATE && due < end {
             break;
         }
         loop {
