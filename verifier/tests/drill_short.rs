@@ -10,18 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const SECRET: &str = "drill-short-test-secret-0123456789abcdef";
+mod support;
 
-fn go_build(root: &Path, out: &Path, pkg: &str) {
-    let status = Command::new("go")
-        .args(["build", "-o"])
-        .arg(out)
-        .arg(pkg)
-        .current_dir(root.join("reference-service"))
-        .status()
-        .expect("go is installed (Go 1.26)");
-    assert!(status.success(), "go build {pkg} failed");
-}
+const SECRET: &str = "drill-short-test-secret-0123456789abcdef";
 
 struct Run {
     code: Option<i32>,
@@ -65,8 +56,8 @@ fn start(tmp: &Path, name: &str, edit: impl Fn(String) -> String) -> Started {
     let service = tmp.join("service");
     let devtoken = tmp.join("devtoken");
     if !service.exists() {
-        go_build(&root, &service, "./cmd/service");
-        go_build(&root, &devtoken, "./cmd/devtoken");
+        support::go_build(&root, &service, "./cmd/service");
+        support::go_build(&root, &devtoken, "./cmd/devtoken");
     }
     let text = std::fs::read_to_string(root.join("scenarios/chaos-drill-short.yaml")).unwrap();
     assert!(text.contains("command: [target/bin/service]"));
@@ -113,17 +104,8 @@ fn start(tmp: &Path, name: &str, edit: impl Fn(String) -> String) -> Started {
 
 /// Waits for the drill (bounded to 6 minutes from its start) and reads its report.
 fn finish(mut s: Started) -> Run {
-    let deadline = s.started + Duration::from_secs(360);
-    let status = loop {
-        if let Some(st) = s.child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = s.child.kill();
-            panic!("the {} drill did not finish within 360 s", s.name);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let what = format!("the {} drill", s.name);
+    let status = support::wait_bounded(&mut s.child, s.started, Duration::from_secs(360), &what);
     let took = s.started.elapsed();
     let name = &s.name;
     let summary = std::fs::read_to_string(s.report_dir.join("summary.md")).unwrap_or_default();

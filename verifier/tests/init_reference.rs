@@ -8,18 +8,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-const SECRET: &str = "init-reference-test-secret-0123456789abcdef";
+mod support;
 
-fn go_build(root: &std::path::Path, out: &std::path::Path, pkg: &str) {
-    let status = Command::new("go")
-        .args(["build", "-o"])
-        .arg(out)
-        .arg(pkg)
-        .current_dir(root.join("reference-service"))
-        .status()
-        .expect("go is installed (Go 1.26)");
-    assert!(status.success(), "go build {pkg} failed");
-}
+const SECRET: &str = "init-reference-test-secret-0123456789abcdef";
 
 /// The `environment:` section of the shipped smoke scenario, as text.
 fn smoke_environment(root: &std::path::Path, service: &std::path::Path) -> String {
@@ -50,8 +41,8 @@ fn generated_scenario_passes_against_the_reference_service() {
     let tmp = tempfile::tempdir().unwrap();
     let service = tmp.path().join("service");
     let devtoken = tmp.path().join("devtoken");
-    go_build(&root, &service, "./cmd/service");
-    go_build(&root, &devtoken, "./cmd/devtoken");
+    support::go_build(&root, &service, "./cmd/service");
+    support::go_build(&root, &devtoken, "./cmd/devtoken");
 
     let generated = tmp.path().join("generated.yaml");
     let out = Command::new(env!("CARGO_BIN_EXE_verifier"))
@@ -99,17 +90,12 @@ fn generated_scenario_passes_against_the_reference_service() {
         .spawn()
         .unwrap();
     // 40 s of load plus bring-up and teardown; bounded.
-    let deadline = std::time::Instant::now() + Duration::from_secs(300);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the run did not finish within 300 s");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let status = support::wait_bounded(
+        &mut child,
+        std::time::Instant::now(),
+        Duration::from_secs(300),
+        "the run",
+    );
     let summary = std::fs::read_to_string(report_dir.join("summary.md")).unwrap_or_default();
     assert_eq!(
         status.code(),

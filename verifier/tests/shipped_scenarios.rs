@@ -7,18 +7,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-const SECRET: &str = "shipped-scenario-test-secret-0123456789abcdef";
+mod support;
 
-fn go_build(root: &std::path::Path, out: &std::path::Path, pkg: &str) {
-    let status = Command::new("go")
-        .args(["build", "-o"])
-        .arg(out)
-        .arg(pkg)
-        .current_dir(root.join("reference-service"))
-        .status()
-        .expect("go is installed (Go 1.26)");
-    assert!(status.success(), "go build {pkg} failed");
-}
+const SECRET: &str = "shipped-scenario-test-secret-0123456789abcdef";
 
 #[test]
 fn smoke_passes_against_the_reference_service() {
@@ -26,8 +17,8 @@ fn smoke_passes_against_the_reference_service() {
     let tmp = tempfile::tempdir().unwrap();
     let service = tmp.path().join("service");
     let devtoken = tmp.path().join("devtoken");
-    go_build(&root, &service, "./cmd/service");
-    go_build(&root, &devtoken, "./cmd/devtoken");
+    support::go_build(&root, &service, "./cmd/service");
+    support::go_build(&root, &devtoken, "./cmd/devtoken");
 
     // The shipped file, with the service binary this test built (the scenario's path is
     // relative to where `make` runs) and the contract where the copy can find it.
@@ -70,17 +61,12 @@ fn smoke_passes_against_the_reference_service() {
         .spawn()
         .unwrap();
     // 45 s of load plus bring-up and teardown; bounded.
-    let deadline = std::time::Instant::now() + Duration::from_secs(300);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the smoke run did not finish within 300 s");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let status = support::wait_bounded(
+        &mut child,
+        std::time::Instant::now(),
+        Duration::from_secs(300),
+        "the smoke run",
+    );
     let summary = std::fs::read_to_string(report_dir.join("summary.md")).unwrap_or_default();
     assert_eq!(status.code(), Some(0), "smoke did not pass:\n{summary}");
     let report: serde_json::Value =

@@ -244,3 +244,35 @@ macro_rules! ensure {
         }
     };
 }
+
+/// Builds a package of the reference service (`./cmd/service`, `./cmd/devtoken`) into `out`.
+pub fn go_build(root: &std::path::Path, out: &std::path::Path, pkg: &str) {
+    let status = std::process::Command::new("go")
+        .args(["build", "-o"])
+        .arg(out)
+        .arg(pkg)
+        .current_dir(root.join("reference-service"))
+        .status()
+        .expect("go is installed (Go 1.26)");
+    assert!(status.success(), "go build {pkg} failed");
+}
+
+/// Waits for a child process, killing it and failing the test once `limit` has passed since
+/// `since`: no test waits on a run for ever.
+pub fn wait_bounded(
+    child: &mut std::process::Child,
+    since: Instant,
+    limit: Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if since.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{what} did not finish within {} s", limit.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
