@@ -146,3 +146,42 @@ fn the_pull_request_workflow_runs_the_smoke_gate_through_the_action() {
         "cargo cache"
     );
 }
+
+#[test]
+fn the_pull_request_workflow_judges_the_candidate_against_the_target_branch() {
+    let wf = yaml(".github/workflows/pr-smoke.yml");
+    let steps = wf["jobs"]["regression"]["steps"].as_sequence().unwrap();
+    let checkout = &steps[0];
+    assert_eq!(
+        checkout["with"]["fetch-depth"].as_u64(),
+        Some(0),
+        "the base commit is fetched"
+    );
+    let baseline = steps
+        .iter()
+        .find(|s| {
+            s["run"]
+                .as_str()
+                .is_some_and(|r| r.contains("platform/compare-base.sh"))
+        })
+        .expect("the baseline built from the target branch");
+    assert!(
+        baseline["env"]["BASE"]
+            .as_str()
+            .is_some_and(|b| b.contains("github.base_ref")),
+        "{baseline:?}"
+    );
+    let gate = steps
+        .iter()
+        .find(|s| s["uses"].as_str() == Some("./.github/actions/gate"))
+        .expect("the gate action");
+    assert_eq!(
+        gate["with"]["scenario"].as_str(),
+        Some("scenarios/compare.yaml")
+    );
+    let compare = std::fs::read_to_string(root().join("scenarios/compare.yaml")).unwrap();
+    assert!(
+        compare.contains("target/compare/baseline/service"),
+        "compare.yaml's baseline is what compare-base.sh builds"
+    );
+}

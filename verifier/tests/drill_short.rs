@@ -18,6 +18,8 @@ struct Run {
     code: Option<i32>,
     summary: String,
     rules: Vec<serde_json::Value>,
+    /// The report's `triggers` section.
+    triggers: serde_json::Value,
 }
 
 impl Run {
@@ -128,6 +130,7 @@ fn finish(mut s: Started) -> Run {
         code: status.code(),
         summary,
         rules,
+        triggers: report["triggers"].clone(),
     }
 }
 
@@ -184,8 +187,8 @@ fn the_short_drill_passes_and_fails_against_a_service_with_its_relay_off() {
         );
     }
     // Every trigger of dashboards/triggers.yaml is seen to fire on some fault, both over the
-    // verifier's own measurements and over PromQL, but the slow burn: its 6 h window is 6 min at
-    // time_scale 60, longer than the drill.
+    // verifier's own measurements and over PromQL (the slow burn at its own drill_time_scale),
+    // and the report names none as untested or unwatched in the healthy phase.
     let fired: std::collections::BTreeSet<&str> = healthy
         .ids("pass")
         .into_iter()
@@ -198,11 +201,30 @@ fn the_short_drill_passes_and_fails_against_a_service_with_its_relay_off() {
         [
             "OrdersCreateLatencyP99",
             "OrdersErrorBudgetFastBurn",
+            "OrdersErrorBudgetSlowBurn",
             "OrdersHighErrorRatio",
             "OrdersOutboxBacklog",
             "OrdersOutboxStale",
             "PaymentsBreakerOpen",
         ]
+    );
+    for list in ["untested", "unwatched"] {
+        assert!(
+            healthy.triggers[list]
+                .as_array()
+                .is_none_or(|l| l.is_empty()),
+            "the report lists {list} triggers: {}",
+            healthy.triggers[list]
+        );
+    }
+    let quiet_in_healthy = healthy
+        .ids("pass")
+        .into_iter()
+        .filter(|id| id.starts_with("trigger.healthy.quiet.") && !id.ends_with(".prometheus"))
+        .count();
+    assert_eq!(
+        quiet_in_healthy, 7,
+        "every trigger watched in the healthy phase"
     );
     for prefix in [
         "invariants.acknowledged-exists",

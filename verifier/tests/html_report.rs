@@ -18,7 +18,7 @@ use verifier::record::{Outcome, Recorder, Stats};
 use verifier::report::{self, EndpointReport, GeneratorReport, Report, RunFacts};
 use verifier::rule::{RuleKind, RuleResult, Status};
 use verifier::scenario::spans::LoadSpan;
-use verifier::trigger::gate::{TriggerReport, TriggerTrack};
+use verifier::trigger::gate::{Detection, TriggerReport, TriggerTrack};
 use verifier::verdict::Verdict;
 
 /// A synthetic run: `endpoints` at `rate` requests per second each for `secs`; `latency_us` and
@@ -271,8 +271,17 @@ fn drill() -> Report {
             evaluations: 90,
             inconclusive: 0,
         }],
-        detections: Vec::new(),
-        untested: Vec::new(),
+        detections: vec![Detection {
+            fault: "pg-down".into(),
+            trigger: "error-ratio".into(),
+            source: "own".into(),
+            expected: "fire".into(),
+            detected_after_s: Some(3.0),
+            within_s: Some(10.0),
+            status: Status::Pass,
+        }],
+        untested: vec!["slow-burn".into()],
+        unwatched: vec!["latency".into()],
     });
     r
 }
@@ -621,6 +630,12 @@ fn a_drill_report_shows_faults_triggers_and_nothing_lost() {
         "<h2>Nothing lost</h2>",
         "<h2>Rollback triggers</h2>",
         "error-ratio (own) fired at 23.0 s",
+        "<h3>Drill expectations</h3>",
+        "<td>pg-down</td><td>error-ratio</td><td>own</td><td>fire within 10 s</td><td class=\"n\">3.0 s</td>",
+        "no fault was seen to fire them as expected)",
+        "<code>slow-burn</code>",
+        "Not watched in the healthy phase",
+        "<code>latency</code>",
     ] {
         assert!(html.contains(s), "{s}");
     }

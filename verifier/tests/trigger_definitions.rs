@@ -190,6 +190,13 @@ fn semantic_errors_name_line_and_field() {
         "must be 1 or more",
     );
     fails(
+        "    for: 2m\n",
+        "    for: 2m\n    drill_time_scale: .nan\n",
+        15,
+        "triggers[0].drill_time_scale",
+        "drill_time_scale NaN must be 1 or more",
+    );
+    fails(
         "short: 5m}",
         "short: 2h}",
         16,
@@ -304,12 +311,45 @@ fn a_metric_the_service_does_not_export_is_a_definition_error() {
 #[test]
 fn scaled_windows_follow_time_scale_with_a_floor() {
     let d = checked_in().defs;
-    let s = |secs| d.scaled(std::time::Duration::from_secs(secs)).as_secs();
+    let fast = d
+        .triggers
+        .iter()
+        .find(|t| t.name == "OrdersErrorBudgetFastBurn")
+        .unwrap();
+    let s = |secs| {
+        d.scaled(fast, std::time::Duration::from_secs(secs))
+            .as_secs()
+    };
     assert_eq!(s(3600), 60, "1h is 1m in a drill");
     assert_eq!(s(6 * 3600), 360);
     assert_eq!(s(1800), 30);
     assert_eq!(s(300), 5);
     assert_eq!(s(60), 5, "no window below min_scaled_window");
+    assert_eq!(d.scaled_hold(fast).as_secs(), 2, "for: 2m is 2s");
+    // The slow burn's own drill_time_scale: its 6 h window would outlast any drill at 60.
+    let slow = d
+        .triggers
+        .iter()
+        .find(|t| t.name == "OrdersErrorBudgetSlowBurn")
+        .unwrap();
+    assert_eq!(d.time_scale_of(slow), 360.0);
+    let s = |secs| {
+        d.scaled(slow, std::time::Duration::from_secs(secs))
+            .as_secs()
+    };
+    assert_eq!(s(6 * 3600), 60, "6h is 1m at 360");
+    assert_eq!(s(1800), 5, "30m is 5s at 360");
+    assert_eq!(
+        d.scaled_hold(slow).as_secs(),
+        3,
+        "for: 15m is 2.5s, rounded up"
+    );
+    assert!(
+        d.scaling_note(slow)
+            .contains("drill (time_scale 360) 1m and 5s, for 3s"),
+        "{}",
+        d.scaling_note(slow)
+    );
 }
 
 #[test]
@@ -585,4 +625,42 @@ fn checked_in_triggers_read_only_registered_metrics() {
             .unwrap();
     let registered: BTreeSet<String> = trigger::go_metrics(&go).into_keys().collect();
     checked_in().check_exported(&registered).unwrap();
+}
+
+/// Both shipped drills vouch for every trigger: each is expected to fire on some fault (with a
+/// detection time) and to stay quiet in the healthy phase. A trigger added to the file without a
+/// drill expectation fails here before any drill runs.
+#[test]
+fn shipped_drills_fire_every_trigger_and_watch_each_in_the_healthy_phase() {
+    let names: Vec<String> = checked_in()
+        .defs
+        .triggers
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
+    for drill in [
+        "scenarios/chaos-drill.yaml",
+        "scenarios/chaos-drill-short.yaml",
+    ] {
+        let text = std::fs::read_to_string(repo().join(drill)).unwrap();
+        let doc: serde_json::Value = serde_norway::from_str(&text).unwrap();
+        let expect = doc["triggers"]["expect"].as_object().unwrap();
+        let listed = |fault: &serde_json::Value, field: &str, name: &str| {
+            fault[field]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|n| n == name))
+        };
+        for name in &names {
+            assert!(
+                expect
+                    .iter()
+                    .any(|(f, e)| f != "healthy" && listed(e, "fire", name)),
+                "{drill}: no fault is expected to fire {name}"
+            );
+            assert!(
+                listed(&expect["healthy"], "quiet", name),
+                "{drill}: the healthy phase does not watch {name} stay quiet"
+            );
+        }
+    }
 }

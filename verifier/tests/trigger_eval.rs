@@ -105,11 +105,28 @@ async fn burn_rate_needs_both_windows_above_the_factor() {
         m.detail
     );
 
+    // A run younger than the long window: no traffic came before it, so the long window holds
+    // the whole run so far, and says so.
     let young = own(&d, "OrdersErrorBudgetFastBurn", &steady(30, 100, 50, 5)).await;
+    assert_eq!(young.phase, Phase::Failed, "{young:?}");
+    assert!(
+        young.detail.contains("it holds the 30 s measured so far"),
+        "{}",
+        young.detail
+    );
+    let quiet = own(&d, "OrdersErrorBudgetFastBurn", &steady(10, 100, 0, 5)).await;
+    assert_eq!(quiet.phase, Phase::Successful, "{quiet:?}");
+    // The short window still needs a full span.
+    let short = own(&d, "OrdersErrorBudgetFastBurn", &steady(3, 100, 50, 5)).await;
+    assert_eq!(short.phase, Phase::Inconclusive, "{short:?}");
+    // Older slices dropped: the run is not young, and 30 s cannot stand for 1m.
+    let mut pruned = steady(40, 100, 50, 5);
+    pruned.slices.drain(..10);
+    let pruned = own(&d, "OrdersErrorBudgetFastBurn", &pruned).await;
     assert_eq!(
-        young.phase,
+        pruned.phase,
         Phase::Inconclusive,
-        "30 s cannot fill the 1m long window"
+        "30 s of a longer run cannot fill the 1m long window"
     );
 }
 

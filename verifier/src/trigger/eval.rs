@@ -167,6 +167,26 @@ impl OwnMeasurements {
         Ok(w)
     }
 
+    /// The error ratio over a burn rate's long window, which may be longer than the run so far:
+    /// the run had no traffic before its start, so the ratio over what it measured is the ratio
+    /// over the window (Prometheus' `rate()` reads it the same way). With the measured length
+    /// when that is shorter than `len`. Slices older than the longest window are dropped during
+    /// a run, so a first slice still at the start means the run is younger than the window.
+    fn long_ratio(&self, len: Duration) -> Result<(f64, u64, Option<Duration>), String> {
+        let young = self
+            .slices
+            .first()
+            .is_some_and(|s| s.start <= Duration::from_millis(1));
+        match self.ratio(len) {
+            Err(_) if young => {
+                let covered = self.slices.last().map(OwnSlice::end).unwrap_or_default();
+                let (r, n) = self.ratio(covered)?;
+                Ok((r, n, Some(covered)))
+            }
+            other => other.map(|(r, n)| (r, n, None)),
+        }
+    }
+
     fn ratio(&self, len: Duration) -> Result<(f64, u64), String> {
         let w = self.window(len)?;
         if w.requests == 0 {
@@ -202,11 +222,8 @@ pub async fn evaluate(
     }
 }
 
-fn win(defs: &Definitions, d: Duration, scale: Scale) -> Duration {
-    match scale {
-        Scale::Production => d,
-        Scale::Drill => defs.scaled(d),
-    }
+fn win(defs: &Definitions, t: &Trigger, d: Duration, scale: Scale) -> Duration {
+    defs.length(t, d, scale)
 }
 
 /// Evaluates `trigger` over the verifier's own measurements.
@@ -218,7 +235,7 @@ pub fn evaluate_own(
 ) -> Measurement {
     match &trigger.condition {
         Condition::ErrorRatio { max, window, .. } => {
-            let w = win(defs, window.0, scale);
+            let w = win(defs, trigger, window.0, scale);
             match m.ratio(w) {
                 Ok((r, n)) => Measurement::judged(
                     r > *max,
@@ -239,7 +256,7 @@ pub fn evaluate_own(
             window,
             ..
         } => {
-            let w = win(defs, window.0, scale);
+            let w = win(defs, trigger, window.0, scale);
             match m.window(w) {
                 Ok(data) if data.latency_us.is_empty() => {
                     Measurement::inconclusive(format!("no latencies in the last {}", duration(w)))
@@ -267,9 +284,21 @@ pub fn evaluate_own(
             long,
             short,
         } => {
-            let (lw, sw) = (win(defs, long.0, scale), win(defs, short.0, scale));
-            match (m.ratio(lw), m.ratio(sw)) {
-                (Ok((lr, _)), Ok((sr, _))) => burn(defs, *factor, (lw, lr), (sw, sr)),
+            let (lw, sw) = (
+                win(defs, trigger, long.0, scale),
+                win(defs, trigger, short.0, scale),
+            );
+            match (m.long_ratio(lw), m.ratio(sw)) {
+                (Ok((lr, _, young)), Ok((sr, _))) => {
+                    let mut b = burn(defs, *factor, (lw, lr), (sw, sr));
+                    if let Some(covered) = young {
+                        b.detail.push_str(&format!(
+                            "; the run is younger than the long window: it holds the {:.0} s measured so far",
+                            covered.as_secs_f64()
+                        ));
+                    }
+                    b
+                }
                 (Err(why), _) | (_, Err(why)) => Measurement::inconclusive(why),
             }
         }
@@ -375,7 +404,7 @@ pub async fn evaluate_prom(
             format!(
                 "error ratio {} over {} (Prometheus), ceiling {}",
                 num(values[0]),
-                duration(win(defs, window.0, scale)),
+                duration(win(defs, trigger, window.0, scale)),
                 num(*max)
             ),
         ),
@@ -391,7 +420,7 @@ pub async fn evaluate_prom(
                 "p{} {} s over {} (Prometheus histogram), ceiling {} s",
                 num(quantile * 100.0),
                 num(values[0]),
-                duration(win(defs, window.0, scale)),
+                duration(win(defs, trigger, window.0, scale)),
                 num(max.0.as_secs_f64())
             ),
         ),
@@ -402,8 +431,8 @@ pub async fn evaluate_prom(
         } => burn(
             defs,
             *factor,
-            (win(defs, long.0, scale), values[0]),
-            (win(defs, short.0, scale), values[1]),
+            (win(defs, trigger, long.0, scale), values[0]),
+            (win(defs, trigger, short.0, scale), values[1]),
         ),
         Condition::Saturation {
             gauge,
@@ -479,7 +508,7 @@ impl Analysis {
         Analysis {
             hold: match scale {
                 Scale::Production => trigger.hold.0,
-                Scale::Drill => defs.scaled_hold(trigger.hold.0),
+                Scale::Drill => defs.scaled_hold(trigger),
             },
             failure_limit: trigger.failure_limit,
             inconclusive_limit: trigger.inconclusive_limit,

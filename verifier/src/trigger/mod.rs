@@ -101,6 +101,11 @@ pub struct Trigger {
     /// Inconclusive measurements tolerated before the analysis is inconclusive.
     #[serde(default)]
     pub inconclusive_limit: u32,
+    /// This trigger's own divisor in a drill, for windows too long for a drill at the file's
+    /// `time_scale` (a 6 h slow burn is 6 min at 60, longer than a drill). Stated beside the
+    /// production windows in the rendered rules and in every report.
+    #[serde(default)]
+    pub drill_time_scale: Option<f64>,
     #[serde(with = "serde_norway::with::singleton_map")]
     pub condition: Condition,
 }
@@ -499,23 +504,38 @@ impl Definitions {
         self.metric_uses().into_iter().map(|(_, n)| n).collect()
     }
 
-    /// The length a window has in a drill: divided by `time_scale`, rounded up to whole seconds,
-    /// never below `min_scaled_window`.
-    pub fn scaled(&self, d: Duration) -> Duration {
+    /// What `t`'s windows and `for` are divided by in a drill: its own `drill_time_scale`, else
+    /// the file's `time_scale`.
+    pub fn time_scale_of(&self, t: &Trigger) -> f64 {
+        t.drill_time_scale.unwrap_or(self.time_scale)
+    }
+
+    /// The length one of `t`'s windows has in a drill: divided by its time scale, rounded up to
+    /// whole seconds, never below `min_scaled_window`.
+    pub fn scaled(&self, t: &Trigger, d: Duration) -> Duration {
         if d.is_zero() {
             return d;
         }
-        let secs = (d.as_secs_f64() / self.time_scale).ceil();
+        let secs = (d.as_secs_f64() / self.time_scale_of(t)).ceil();
         Duration::from_secs_f64(secs).max(self.min_scaled_window.0)
     }
 
-    /// A hold time in a drill: scaled like a window, but zero stays zero and no floor applies
+    /// `t`'s `for` in a drill: scaled like a window, but zero stays zero and no floor applies
     /// beyond one second.
-    pub fn scaled_hold(&self, d: Duration) -> Duration {
+    pub fn scaled_hold(&self, t: &Trigger) -> Duration {
+        let d = t.hold.0;
         if d.is_zero() {
             return d;
         }
-        Duration::from_secs_f64((d.as_secs_f64() / self.time_scale).ceil().max(1.0))
+        Duration::from_secs_f64((d.as_secs_f64() / self.time_scale_of(t)).ceil().max(1.0))
+    }
+
+    /// A window of `t` as `scale` evaluates it.
+    pub fn length(&self, t: &Trigger, d: Duration, scale: promql::Scale) -> Duration {
+        match scale {
+            promql::Scale::Production => d,
+            promql::Scale::Drill => self.scaled(t, d),
+        }
     }
 }
 
@@ -611,6 +631,16 @@ fn validate(d: &Definitions) -> Result<(), (Vec<Seg>, String)> {
             return Err((
                 tp(&["name"]),
                 format!("trigger name `{}` is used twice", t.name),
+            ));
+        }
+        if let Some(ts) = t.drill_time_scale
+            && !(ts.is_finite() && ts >= 1.0)
+        {
+            return Err((
+                tp(&["drill_time_scale"]),
+                format!(
+                    "drill_time_scale {ts} must be 1 or more (its windows are divided by it in a drill)"
+                ),
             ));
         }
         let kind = t.condition.kind();

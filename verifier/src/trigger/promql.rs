@@ -69,18 +69,12 @@ pub fn selector(parts: &[&Matchers]) -> String {
 }
 
 impl Definitions {
-    fn window(&self, d: Duration, scale: Scale) -> String {
-        duration(match scale {
-            Scale::Production => d,
-            Scale::Drill => self.scaled(d),
-        })
-    }
-
-    /// Failed share of requests over `window`. A service that never failed has no error series
-    /// yet, so the numerator falls back to 0 rather than making the ratio vanish.
-    pub fn error_ratio_expr(&self, extra: &Matchers, window: Duration, scale: Scale) -> String {
+    /// Failed share of requests over `window` (as evaluated: production or already scaled). A
+    /// service that never failed has no error series yet, so the numerator falls back to 0
+    /// rather than making the ratio vanish.
+    pub fn error_ratio_expr(&self, extra: &Matchers, window: Duration) -> String {
         let s = &self.service;
-        let w = self.window(window, scale);
+        let w = duration(window);
         format!(
             "(sum(rate({req}{errs}[{w}])) or vector(0)) / sum(rate({req}{all}[{w}]))",
             req = s.requests,
@@ -89,21 +83,15 @@ impl Definitions {
         )
     }
 
-    /// The latency quantile in seconds over `window`, from the histogram's buckets.
-    pub fn latency_expr(
-        &self,
-        quantile: f64,
-        extra: &Matchers,
-        window: Duration,
-        scale: Scale,
-    ) -> String {
+    /// The latency quantile in seconds over `window` (as evaluated), from the histogram's buckets.
+    pub fn latency_expr(&self, quantile: f64, extra: &Matchers, window: Duration) -> String {
         let s = &self.service;
         format!(
             "histogram_quantile({q}, sum by (le) (rate({h}_bucket{sel}[{w}])))",
             q = num(quantile),
             h = s.latency,
             sel = selector(&[&s.selector, &s.traffic, extra]),
-            w = self.window(window, scale),
+            w = duration(window),
         )
     }
 
@@ -145,7 +133,7 @@ impl Definitions {
                 window, matchers, ..
             } => vec![(
                 "error ratio",
-                self.error_ratio_expr(matchers, window.0, scale),
+                self.error_ratio_expr(matchers, self.length(t, window.0, scale)),
             )],
             Condition::Latency {
                 quantile,
@@ -154,16 +142,16 @@ impl Definitions {
                 ..
             } => vec![(
                 "latency",
-                self.latency_expr(*quantile, matchers, window.0, scale),
+                self.latency_expr(*quantile, matchers, self.length(t, window.0, scale)),
             )],
             Condition::BurnRate { long, short, .. } => vec![
                 (
                     "long window",
-                    self.error_ratio_expr(&Matchers::default(), long.0, scale),
+                    self.error_ratio_expr(&Matchers::default(), self.length(t, long.0, scale)),
                 ),
                 (
                     "short window",
-                    self.error_ratio_expr(&Matchers::default(), short.0, scale),
+                    self.error_ratio_expr(&Matchers::default(), self.length(t, short.0, scale)),
                 ),
             ],
             Condition::Saturation { .. } => {
@@ -258,9 +246,9 @@ impl Definitions {
             list(ws.iter().map(|w| duration(*w)).collect()),
             duration(t.hold.0),
             thresholds.0,
-            num(self.time_scale),
-            list(ws.iter().map(|w| duration(self.scaled(*w))).collect()),
-            duration(self.scaled_hold(t.hold.0)),
+            num(self.time_scale_of(t)),
+            list(ws.iter().map(|w| duration(self.scaled(t, *w))).collect()),
+            duration(self.scaled_hold(t)),
             thresholds.1,
         )
     }
@@ -309,7 +297,7 @@ pub fn render_rules(l: &Loaded, source_name: &str) -> String {
         .map(|w| Rule {
             record: Some(d.recorded_ratio(*w)),
             alert: None,
-            expr: d.error_ratio_expr(&Matchers::default(), *w, Scale::Production),
+            expr: d.error_ratio_expr(&Matchers::default(), *w),
             hold: None,
             labels: None,
             annotations: None,
@@ -374,7 +362,7 @@ pub fn render_rules(l: &Loaded, source_name: &str) -> String {
     );
     let _ = writeln!(
         out,
-        "# `for` by time_scale {} (no window below {}):",
+        "# `for` by time_scale {} or the trigger's own drill_time_scale (no window below {}):",
         num(d.time_scale),
         duration(d.min_scaled_window.0)
     );

@@ -404,4 +404,46 @@ fn triggers(o: &mut String, r: &Report) {
         );
     }
     o.push_str("</table>\n");
+    if !t.detections.is_empty() {
+        o.push_str("<h3>Drill expectations</h3><table><tr><th>fault</th><th>trigger</th><th>source</th><th>expected</th><th class=\"n\">detected after</th><th>result</th></tr>\n");
+        for d in &t.detections {
+            let _ = writeln!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td class=\"n\">{}</td><td class=\"s-{}\">{}</td></tr>",
+                esc(&d.fault),
+                esc(&d.trigger),
+                esc(&d.source),
+                esc(&d.expected),
+                d.within_s
+                    .map(|w| format!(" within {w} s"))
+                    .unwrap_or_default(),
+                d.detected_after_s
+                    .map_or_else(|| "-".to_owned(), |s| format!("{s:.1} s")),
+                status_class(d.status),
+                d.status.as_str()
+            );
+        }
+        o.push_str("</table>\n");
+    }
+    for (list, what) in [
+        (
+            &t.untested,
+            "Untested triggers (no fault was seen to fire them as expected)",
+        ),
+        (
+            &t.unwatched,
+            "Not watched in the healthy phase (a false alarm would go unnoticed)",
+        ),
+    ] {
+        if !list.is_empty() {
+            let _ = writeln!(
+                o,
+                "<p class=\"s-inconclusive\"><strong>{what}:</strong> {}</p>",
+                list.iter()
+                    .map(|n| format!("<code>{}</code>", esc(n)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
 }

@@ -33,8 +33,9 @@ impl Gate {
             prometheus: self.prom.as_ref().map(|c| c.base_url().to_owned()),
             every_s: self.spec.every.0.as_secs_f64(),
             triggers,
+            untested: untested(self, tracks, faults, &detections),
+            unwatched: unwatched(self),
             detections,
-            untested: untested(self, tracks, faults),
         };
         (rules, report)
     }
@@ -338,10 +339,31 @@ fn expectation_rules(
     (rules, detections)
 }
 
-/// Triggers no fault of the drill fired (in any source): the drill cannot vouch for them.
-fn untested(gate: &Gate, tracks: &Tracks, faults: &[FaultRecord]) -> Vec<String> {
+/// Triggers the drill cannot vouch for. With expectations: those no fault was seen to fire as
+/// expected (no passed `fire` rule in any source) — a trigger that fired where nobody expected it
+/// proves nothing about its detection time. Without: those no fault fired at all.
+fn untested(
+    gate: &Gate,
+    tracks: &Tracks,
+    faults: &[FaultRecord],
+    detections: &[Detection],
+) -> Vec<String> {
     if faults.is_empty() {
         return Vec::new();
+    }
+    if !gate.spec.expect.is_empty() {
+        return gate
+            .loaded
+            .defs
+            .triggers
+            .iter()
+            .filter(|t| {
+                !detections.iter().any(|d| {
+                    d.trigger == t.name && d.expected == "fire" && d.status == Status::Pass
+                })
+            })
+            .map(|t| t.name.clone())
+            .collect();
     }
     let fired_by_some_fault = |name: &str| {
         faults.iter().any(|f| {
@@ -366,6 +388,22 @@ fn untested(gate: &Gate, tracks: &Tracks, faults: &[FaultRecord]) -> Vec<String>
         .triggers
         .iter()
         .filter(|t| !fired_by_some_fault(&t.name))
+        .map(|t| t.name.clone())
+        .collect()
+}
+
+/// A drill with expectations: triggers the healthy phase does not watch stay quiet, so a trigger
+/// that fires on a healthy service would go unnoticed.
+fn unwatched(gate: &Gate) -> Vec<String> {
+    if gate.spec.expect.is_empty() {
+        return Vec::new();
+    }
+    let quiet = gate.spec.expect.get(HEALTHY).map(|e| &e.quiet);
+    gate.loaded
+        .defs
+        .triggers
+        .iter()
+        .filter(|t| !quiet.is_some_and(|q| q.contains(&t.name)))
         .map(|t| t.name.clone())
         .collect()
 }
@@ -470,7 +508,13 @@ triggers:
             .find(|d| d.fault == "down" && d.trigger == "A")
             .unwrap();
         assert_eq!(d.detected_after_s, Some(6.0));
-        assert!(report.untested.is_empty(), "{:?}", report.untested);
+        // B fired during `absorbed`, where it was expected quiet, and never where expected to
+        // fire: the drill cannot vouch for its detection.
+        assert_eq!(report.untested, ["B"]);
+        assert!(report.unwatched.is_empty(), "{:?}", report.unwatched);
+        let (_, report) = run("{healthy: {quiet: [B]}, down: {fire: [A], within: 10s}}");
+        assert_eq!(report.untested, ["B"]);
+        assert_eq!(report.unwatched, ["A"]);
 
         // Too slow for a 5 s detection time; a fault that never fires its trigger.
         let (r, _) = run("{down: {fire: [A], within: 5s}, absorbed: {fire: [A], within: 5s}}");

@@ -17,9 +17,21 @@ pub struct TriggerReport {
     /// Per fault and trigger of the drill's expectations: when it fired.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub detections: Vec<Detection>,
-    /// Triggers no fault of the drill fired (in any source).
+    /// Triggers the drill cannot vouch for: no fault was seen to fire them as expected (with
+    /// expectations), or no fault fired them at all (without).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub untested: Vec<String>,
+    /// Triggers a drill with expectations does not watch stay quiet in its healthy phase.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unwatched: Vec<String>,
+}
+
+/// Names as a list in code style: `A`, `B`.
+fn names(list: &[String]) -> String {
+    list.iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -113,12 +125,15 @@ pub fn markdown(o: &mut String, r: &TriggerReport) {
     if !r.untested.is_empty() {
         let _ = writeln!(
             o,
-            "\nUntested (no fault fired them): {}",
-            r.untested
-                .iter()
-                .map(|n| format!("`{n}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "\n**Untested triggers** (no fault was seen to fire them as expected): {}",
+            names(&r.untested)
+        );
+    }
+    if !r.unwatched.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n**Not watched in the healthy phase** (a false alarm would go unnoticed): {}",
+            names(&r.unwatched)
         );
     }
 }

@@ -12,6 +12,7 @@ use super::{HEALTHY, k};
 use crate::scenario::locate::Seg;
 use crate::scenario::{Dur, FieldError, ScenarioError};
 use crate::trigger::Loaded;
+use crate::trigger::promql::num;
 
 /// The `triggers:` section of a scenario.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -144,18 +145,26 @@ pub fn load_checked(spec: &TriggerSpec, scenario_file: &Path) -> Result<Loaded, 
         let within = e.within?.0;
         e.fire.iter().enumerate().find_map(|(i, name)| {
             let t = defs.triggers.iter().find(|t| &t.name == name)?;
-            let hold = defs.scaled_hold(t.hold.0);
-            (hold > within).then_some((fault, i, name, t.hold.0, hold, within))
+            let hold = defs.scaled_hold(t);
+            (hold > within).then_some((
+                fault,
+                i,
+                name,
+                t.hold.0,
+                hold,
+                within,
+                defs.time_scale_of(t),
+            ))
         })
     });
-    if let Some((fault, _, name, hold, scaled, within)) = too_soon {
+    if let Some((fault, _, name, hold, scaled, within, time_scale)) = too_soon {
         let text = crate::scenario::read_file(scenario_file)?;
         let message = format!(
             "{} is shorter than the {} `{name}` must hold its condition before it fires (its `for: {}` divided by time_scale {}); it could never be met",
             crate::scenario::Dur(within),
             crate::scenario::Dur(scaled),
             crate::scenario::Dur(hold),
-            defs.time_scale
+            num(time_scale)
         );
         return Err(FieldError::new(vec![k(fault), k("within")], message)
             .under(&["triggers", "expect"])

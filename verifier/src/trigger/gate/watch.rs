@@ -170,11 +170,16 @@ async fn preflight(loaded: &Loaded, client: &Client) -> Result<(), PrepareError>
     }
 }
 
-/// The longest window a trigger reads, scaled for a run; zero for instant gauges.
+/// How much of the run a trigger needs before it is evaluated, scaled for a run: its longest
+/// window; a burn rate's short one, since its long window reads the whole run while the run is
+/// younger than it (no traffic came before); zero for instant gauges.
 fn warmup(defs: &crate::trigger::Definitions, t: &crate::trigger::Trigger) -> Duration {
+    if let Condition::BurnRate { short, .. } = &t.condition {
+        return defs.scaled(t, short.0);
+    }
     defs.windows(t)
         .into_iter()
-        .map(|w| defs.scaled(w))
+        .map(|w| defs.scaled(t, w))
         .max()
         .unwrap_or_default()
 }
@@ -260,8 +265,7 @@ impl Watcher {
         let keep = defs
             .triggers
             .iter()
-            .flat_map(|t| defs.windows(t))
-            .map(|w| defs.scaled(w))
+            .flat_map(|t| defs.windows(t).into_iter().map(move |w| defs.scaled(t, w)))
             .max()
             .unwrap_or_default()
             + gate.spec.every.0 * 2;
@@ -278,7 +282,8 @@ impl Watcher {
                 continue;
             };
             // Like Argo Rollouts' initial delay: a window that does not yet hold a full span of
-            // the run measures nothing (Prometheus would extrapolate a rate from a fraction).
+            // the run measures nothing (Prometheus would extrapolate a rate from a fraction);
+            // a burn rate's long window is the exception (see `warmup`).
             let warmup = warmup(defs, t);
             if at + Duration::from_millis(100) < warmup {
                 if last && track.points.is_empty() {
