@@ -226,16 +226,17 @@ build_one() {
 }
 
 # Selected names as arguments (e.g. `images.sh postgres`), or all of them; with official images,
-# only the kit's own programs, which have no official image.
+# only the kit's own programs among them, which have no official image.
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   for name in "${NAMES[@]}"; do
-    [ "$MODE" = official ] && [ "${OFFICIAL[$name]}" != - ] && continue
     targets+=("$name")
   done
 fi
 for name in "${targets[@]}"; do
   [ -n "${LOCAL[$name]:-}" ] || die "unknown image '$name'; platform/images.conf names: ${NAMES[*]}"
+  # A machine that can pull takes the official image of a name that has one.
+  [ "$MODE" = official ] && [ "${OFFICIAL[$name]}" != - ] && continue
   build_one "$name"
 done
 # Images replaced by a rebuild are left untagged; remove those of ours.
