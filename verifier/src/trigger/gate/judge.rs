@@ -285,7 +285,18 @@ fn expectation_rules(
     let defs = &gate.loaded.defs;
     let mut rules = Vec::new();
     let mut detections = Vec::new();
-    for (fault, exp) in &gate.spec.expect {
+    // In the order of the run: the healthy phase, then the faults as they started.
+    let mut order: Vec<(&String, &super::Expectation)> = gate.spec.expect.iter().collect();
+    order.sort_by_key(|(fault, _)| {
+        (
+            fault.as_str() != HEALTHY,
+            faults
+                .iter()
+                .find(|f| &f.name == *fault)
+                .map_or(Duration::MAX, |f| f.planned_start),
+        )
+    });
+    for (fault, exp) in order {
         let span = expectation_span(fault, faults);
         let within = exp.within.map(|d| d.0);
         let during = if fault == HEALTHY {
