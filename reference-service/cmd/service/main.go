@@ -130,6 +130,8 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 		})
 	} else {
 		log.Warn("ORDERS_NATS_URL is empty: events are kept in the outbox and not published")
+		// No relay reads the backlog: the outbox alerts must still see events pile up.
+		background.Go(func() { outbox.WatchBacklog(bgCtx, pool, metrics, log, time.Second) })
 	}
 	background.Go(func() { expireKeys(bgCtx, pgStore, cfg.IdempotencyRetain, log) })
 

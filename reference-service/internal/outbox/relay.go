@@ -189,17 +189,39 @@ func (r *Relay) refreshBacklog(ctx context.Context) {
 		return
 	}
 	r.lastBacklogAt = time.Now()
+	readBacklog(ctx, r.pool, r.m, r.log)
+}
+
+// readBacklog sets the backlog gauges from the outbox table: how many events wait, and how old
+// the oldest is.
+func readBacklog(ctx context.Context, pool *pgxpool.Pool, m *telemetry.Metrics, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	b, err := db.New(r.pool).OutboxBacklog(ctx)
+	b, err := db.New(pool).OutboxBacklog(ctx)
 	if err != nil {
-		r.log.WarnContext(ctx, "reading outbox backlog", "err", err)
+		log.WarnContext(ctx, "reading outbox backlog", "err", err)
 		return
 	}
-	r.m.OutboxBacklog.Set(float64(b.Pending))
+	m.OutboxBacklog.Set(float64(b.Pending))
 	age := 0.0
 	if b.Pending > 0 {
 		age = time.Since(b.Oldest).Seconds()
 	}
-	r.m.OutboxOldestAge.Set(age)
+	m.OutboxOldestAge.Set(age)
+}
+
+// WatchBacklog keeps the backlog gauges current every interval until ctx ends, for a service
+// that runs no relay (no NATS URL): its events pile up in the outbox, and the backlog and
+// staleness alerts must see them pile up rather than find no series at all.
+func WatchBacklog(ctx context.Context, pool *pgxpool.Pool, m *telemetry.Metrics, log *slog.Logger, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		readBacklog(ctx, pool, m, log)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

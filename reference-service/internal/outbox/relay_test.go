@@ -202,3 +202,29 @@ func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestWatchBacklogReportsEventsNoRelayPublishes: a service without a relay still exports the
+// backlog gauges, so the outbox alerts see its events pile up and age.
+func TestWatchBacklogReportsEventsNoRelayPublishes(t *testing.T) {
+	pg := platformtest.StartPostgres(t)
+	pool, _ := testenv.Database(t, pg.DSN)
+	st := store.New(pool)
+	m := telemetry.NewMetrics()
+	for range 3 {
+		placeOrder(t, st)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		outbox.WatchBacklog(ctx, pool, m, slog.New(slog.NewTextHandler(io.Discard, nil)), 20*time.Millisecond)
+	}()
+	waitFor(t, 5*time.Second, "the backlog gauge", func() bool { return testutil.ToFloat64(m.OutboxBacklog) == 3 })
+	waitFor(t, 5*time.Second, "the oldest event's age", func() bool { return testutil.ToFloat64(m.OutboxOldestAge) > 0 })
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("WatchBacklog did not stop when its context ended")
+	}
+}
