@@ -294,6 +294,9 @@ pub async fn run_shard(routes: Routes, stop: Stop, origin: Instant, shard: Shard
     let schedule = Schedule::new(&open.phases).for_shard(shard);
     let planned = schedule.shard_arrivals();
     let end = origin + plan.planned;
+    // Past this an arrival due before `end` is missed; before it, scheduling jitter (below
+    // `LATE`) on the last arrivals does not make it so.
+    let cutoff = end + LATE;
     let cpu = CpuMark::now();
 
     // One worker per in-flight slot, each running journeys back to back.
@@ -311,9 +314,8 @@ pub async fn run_shard(routes: Routes, stop: Stop, origin: Instant, shard: Shard
             // One keep-alive connection per side.
             let mut conns: Vec<Conn> = sides.iter().map(|_| Conn::default()).collect();
             while let Some((n, due)) = queue.next(&stop).await {
-                // An arrival still waiting when the plan's time is over is missed, as in wrk2;
-                // scheduling jitter (below `LATE`) on the last arrivals does not make it so.
-                if Instant::now() >= end + LATE && due < end {
+                // An arrival still waiting when the plan's time is over is missed, as in wrk2.
+                if Instant::now() >= cutoff && due < end {
                     continue;
                 }
                 started.fetch_add(1, Ordering::Relaxed);
@@ -377,13 +379,14 @@ fn schedule_loop(
         ..Default::default()
     };
     let mut cap_released = origin;
+    let cutoff = end + LATE;
     let mut next = schedule.next_numbered();
     while let Some((n, offset)) = next {
         let due = origin + offset;
         // A generator that falls behind does not run past the plan: what it has not sent
         // by the plan's end (and `LATE` of jitter past it) is missed, as in wrk2, and the run
         // says so.
-        if Instant::now() >= end + LATE && due < end {
+        if Instant::now() >= cutoff && due < end {
             break;
         }
         loop {
