@@ -223,7 +223,9 @@ async fn two_separate_runs_reach_the_same_decisions_on_clear_cases() {
     let _serial = support::SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let (a, ta) = server(SAME).await;
-    let (b, tb) = server(Shape { scale: 1.3, ..SAME }).await;
+    // Clear cases only: two runs made one after the other on a busy machine drift by several
+    // percent (a CI runner saw +6 % between two A runs), which is what makes them weaker evidence.
+    let (b, tb) = server(Shape { scale: 2.0, ..SAME }).await;
     let ra = single(&a, dir.path(), "a").await;
     let rb = single(&b, dir.path(), "b").await;
     let ra2 = single(&a, dir.path(), "a2").await;
@@ -234,7 +236,7 @@ async fn two_separate_runs_reach_the_same_decisions_on_clear_cases() {
             .arg("compare")
             .arg(x)
             .arg(y)
-            .args(["--allow", "p50=+10%"])
+            .args(["--allow", "p50=+25%"])
             .arg("--report-dir")
             .arg(dir.path().join(out))
             .output()
