@@ -122,16 +122,21 @@ fn the_github_action_takes_a_scenario_and_a_target_and_gates_on_the_exit_code() 
     assert!(uses.iter().any(|u| u.starts_with("actions/cache@")));
 }
 
+/// The job's step that runs the gate action.
+fn gate_step(steps: &[Value]) -> &Value {
+    steps
+        .iter()
+        .find(|s| s["uses"].as_str() == Some("./.github/actions/gate"))
+        .expect("the gate action")
+}
+
 #[test]
 fn the_pull_request_workflow_runs_the_smoke_gate_through_the_action() {
     let wf = yaml(".github/workflows/pr-smoke.yml");
     // `on` is a plain key to YAML 1.2 parsers.
     assert!(wf["on"].get("pull_request").is_some());
     let steps = wf["jobs"]["smoke"]["steps"].as_sequence().unwrap();
-    let gate = steps
-        .iter()
-        .find(|s| s["uses"].as_str() == Some("./.github/actions/gate"))
-        .expect("the gate action");
+    let gate = gate_step(steps);
     assert_eq!(
         gate["with"]["scenario"].as_str(),
         Some("scenarios/smoke.yaml")
@@ -171,10 +176,7 @@ fn the_pull_request_workflow_judges_the_candidate_against_the_target_branch() {
             .is_some_and(|b| b.contains("github.base_ref")),
         "{baseline:?}"
     );
-    let gate = steps
-        .iter()
-        .find(|s| s["uses"].as_str() == Some("./.github/actions/gate"))
-        .expect("the gate action");
+    let gate = gate_step(steps);
     assert_eq!(
         gate["with"]["scenario"].as_str(),
         Some("scenarios/compare.yaml")
