@@ -188,9 +188,20 @@ cpu_snapshot() {
 }
 token=$(tool token "$SECRET")
 
+# drain: empties every side's outbox, between steps, as a relay would. The bench runs no NATS, so
+# the services' events would pile up and their backlog gauge (outbox.WatchBacklog: a count over
+# every pending row, once a second per service) would cost PostgreSQL more with every step —
+# tens of milliseconds of CPU a second by the end of a grid, charged to whichever side runs then.
+drain() {
+  for db in "${!pid[@]}"; do
+    docker exec "$container" psql -qAt -U kit -d "$db" -c 'DELETE FROM outbox' >/dev/null 2>&1 || true
+  done
+}
+
 # attack SIDE RATE: one fixed-rate run, two printed lines, one row in results.jsonl.
 attack() {
   local name=$1 rate=$2
+  drain
   tool targets "${url[$name]}" "$rate" "$DURATION" "$token" >"$work/targets.json"
   local before after
   before=$(cpu_snapshot "$name")
