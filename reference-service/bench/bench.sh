@@ -12,6 +12,12 @@
 #                      kill switch on (no downstream call), the closest match to the bare handler;
 #                      BENCH_P99_MS (default 100) is the p99 ceiling for the same-p99 comparison;
 #                      BENCH_KEEP=1 keeps the logs and the service's final /metrics.
+#   BENCH_BASE=<ref>   before and after in one run: also builds the service and bench/bare of that
+#                      git ref (exported with git archive, the repository is not touched) and adds
+#                      two sides, "basesvc" and "basework", on their own databases of the same
+#                      PostgreSQL, taking turns with the current ones at every step.
+#   BENCH_SIDES        the sides to run, in turn (default "bare work service", plus "basework
+#                      basesvc" with BENCH_BASE); each step starts with the next side in the list.
 #   BENCH_SEARCH=1     instead of the grid, searches each side's highest rate that keeps up (every
 #                      request answered 2xx, throughput >= 98 % of the offered rate, p99 <= BENCH_P99_MS)
 #                      by bisection between BENCH_SEARCH_LO (default 400) and BENCH_SEARCH_HI (default
@@ -48,8 +54,8 @@ pids=()
 container=""
 
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   [[ -n "$container" ]] && docker rm -f "$container" >/dev/null 2>&1 || true
   if [[ -n "${BENCH_KEEP:-}" ]]; then echo "kept logs and the service's final /metrics in $work" >&2; else rm -rf "$work"; fi
 }
@@ -62,6 +68,15 @@ fi
 
 echo "== building"
 go build -o "$work/bin/" ./cmd/service ./cmd/paymentsim ./bench/bare
+base_sha=""
+if [[ -n "${BENCH_BASE:-}" ]]; then
+  base_sha=$(git -C "$KIT_ROOT" rev-parse --verify --quiet "$BENCH_BASE^{commit}") || {
+    echo "BENCH_BASE=$BENCH_BASE is not a commit of this repository" >&2; exit 1; }
+  echo "   and the base $BENCH_BASE (${base_sha:0:12}): its service and bench/bare"
+  mkdir -p "$work/base"
+  git -C "$KIT_ROOT" archive "$base_sha" reference-service | tar -x -C "$work/base"
+  (cd "$work/base/reference-service" && go build -o "$work/basebin/" ./cmd/service ./bench/bare)
+fi
 
 echo "== starting PostgreSQL ($IMAGE) on loopback"
 container=$(docker run -d --label "$KIT_LABEL" --label io.deliverykit.run=bench \
@@ -82,7 +97,7 @@ if [[ -z "${BENCH_PG_VIA_LOOPBACK:-}" && -n "$ip" ]] && docker exec "$container"
 fi
 echo "   PostgreSQL at $pghost:$port"
 docker exec "$container" psql -q -U kit -d kit -c 'CREATE DATABASE service' -c 'CREATE DATABASE bare' \
-  -c 'CREATE DATABASE work' >/dev/null
+  -c 'CREATE DATABASE work' -c 'CREATE DATABASE basesvc' -c 'CREATE DATABASE basework' >/dev/null
 
 # listen_addr FILE PATTERN: waits for a "listening" line and prints the address in it. Every
 # process binds 127.0.0.1:0, so the benchmark never collides with anything else on the machine.
@@ -97,27 +112,56 @@ listen_addr() {
 }
 
 "$work/bin/paymentsim" -addr 127.0.0.1:0 -latency 0s -jitter 0s >"$work/paymentsim.log" 2>&1 & pids+=($!)
+payments_pid=$!
 payments=$(listen_addr "$work/paymentsim.log" '"addr":"[^"]*"')
-ORDERS_HTTP_ADDR=127.0.0.1:0 ORDERS_LOG_LEVEL=info \
-ORDERS_DATABASE_URL="postgres://kit:kit@$pghost:$port/service?sslmode=disable" \
-ORDERS_PAYMENTS_URL=http://$payments \
-ORDERS_JWT_SECRET=$SECRET ORDERS_RATE_LIMIT_RPS=1000000 ORDERS_RATE_LIMIT_BURST=1000000 \
-ORDERS_DRAIN_DELAY=0s ORDERS_PPROF_ADDR=${BENCH_PPROF_ADDR:-} ORDERS_PAYMENTS_ENABLED=${BENCH_PAYMENTS:-true} \
-  "$work/bin/service" >"$work/service.log" 2>"$work/service.err" & pids+=($!)
+declare -A url pid
+# start_service NAME BINDIR: the service on database NAME; both sides of a before/after run get
+# the same configuration.
+start_service() {
+  ORDERS_HTTP_ADDR=127.0.0.1:0 ORDERS_LOG_LEVEL=info \
+  ORDERS_DATABASE_URL="postgres://kit:kit@$pghost:$port/$1?sslmode=disable" \
+  ORDERS_PAYMENTS_URL=http://$payments \
+  ORDERS_JWT_SECRET=$SECRET ORDERS_RATE_LIMIT_RPS=1000000 ORDERS_RATE_LIMIT_BURST=1000000 \
+  ORDERS_DRAIN_DELAY=0s ORDERS_PPROF_ADDR=${BENCH_PPROF_ADDR:-} ORDERS_PAYMENTS_ENABLED=${BENCH_PAYMENTS:-true} \
+    "$2/service" >"$work/$1.log" 2>"$work/$1.err" & pids+=($!)
+  pid[$1]=$!
+}
+# start_bare NAME BINDIR [PAYMENTS]: bench/bare on database NAME, the "work" variant with payments.
 # Both baselines get the service's default pool size (ORDERS_DATABASE_MAX_CONNS, 20).
-BARE_HTTP_ADDR=127.0.0.1:0 BARE_DATABASE_URL="postgres://kit:kit@$pghost:$port/bare?sslmode=disable&pool_max_conns=20" \
-  "$work/bin/bare" >"$work/bare.log" 2>&1 & pids+=($!)
-BARE_HTTP_ADDR=127.0.0.1:0 BARE_DATABASE_URL="postgres://kit:kit@$pghost:$port/work?sslmode=disable&pool_max_conns=20" \
-BARE_PAYMENTS_URL=http://$payments "$work/bin/bare" >"$work/work.log" 2>&1 & pids+=($!)
-service_url=http://$(listen_addr "$work/service.log" '"msg":"listening","addr":"[^"]*"')/v1/orders
-bare_url=http://$(listen_addr "$work/bare.log" 'listening on [^ ]*')/v1/orders
-work_url=http://$(listen_addr "$work/work.log" 'listening on [^ ]*')/v1/orders
+start_bare() {
+  BARE_HTTP_ADDR=127.0.0.1:0 BARE_DATABASE_URL="postgres://kit:kit@$pghost:$port/$1?sslmode=disable&pool_max_conns=20" \
+  BARE_PAYMENTS_URL=${3:-} "$2/bare" >"$work/$1.log" 2>&1 & pids+=($!)
+  pid[$1]=$!
+}
+start_service service "$work/bin"
+start_bare bare "$work/bin"
+start_bare work "$work/bin" "http://$payments"
+default_sides="bare work service"
+if [[ -n "$base_sha" ]]; then
+  start_service basesvc "$work/basebin"
+  start_bare basework "$work/basebin" "http://$payments"
+  default_sides="bare work service basework basesvc"
+fi
+for name in service basesvc; do
+  [[ -n "${pid[$name]:-}" ]] || continue
+  url[$name]=http://$(listen_addr "$work/$name.log" '"msg":"listening","addr":"[^"]*"')/v1/orders
+done
+for name in bare work basework; do
+  [[ -n "${pid[$name]:-}" ]] || continue
+  url[$name]=http://$(listen_addr "$work/$name.log" 'listening on [^ ]*')/v1/orders
+done
+read -r -a side_list <<<"${BENCH_SIDES:-$default_sides}"
+for name in "${side_list[@]}"; do
+  [[ -n "${url[$name]:-}" ]] || { echo "BENCH_SIDES: no side $name here (BENCH_BASE unset?)" >&2; exit 1; }
+done
+# rotated N: the sides starting with the N-th, so no side always runs first (after a pause) or
+# last (in the wake of the others' autovacuum and checkpoints).
+rotated() {
+  local n=$(( $1 % ${#side_list[@]} ))
+  echo "${side_list[@]:n}" "${side_list[@]:0:n}"
+}
 
 tool() { python3 bench/benchtool.py "$@"; }
-sides="bare work service"
-declare -A url=([bare]=$bare_url [work]=$work_url [service]=$service_url)
-declare -A pid=([bare]=${pids[2]} [work]=${pids[3]} [service]=${pids[1]})
-payments_pid=${pids[0]}
 pg_cgroup=""
 cid=$(docker inspect -f '{{.Id}}' "$container")
 for d in /sys/fs/cgroup/cpuacct/docker/$cid /sys/fs/cgroup/system.slice/docker-$cid.scope /sys/fs/cgroup/docker/$cid; do
@@ -144,9 +188,20 @@ cpu_snapshot() {
 }
 token=$(tool token "$SECRET")
 
+# drain: empties every side's outbox, between steps, as a relay would. The bench runs no NATS, so
+# the services' events would pile up and their backlog gauge (outbox.WatchBacklog: a count over
+# every pending row, once a second per service) would cost PostgreSQL more with every step —
+# tens of milliseconds of CPU a second by the end of a grid, charged to whichever side runs then.
+drain() {
+  for db in "${!pid[@]}"; do
+    docker exec "$container" psql -qAt -U kit -d "$db" -c 'DELETE FROM outbox' >/dev/null 2>&1 || true
+  done
+}
+
 # attack SIDE RATE: one fixed-rate run, two printed lines, one row in results.jsonl.
 attack() {
   local name=$1 rate=$2
+  drain
   tool targets "${url[$name]}" "$rate" "$DURATION" "$token" >"$work/targets.json"
   local before after
   before=$(cpu_snapshot "$name")
@@ -157,7 +212,7 @@ attack() {
 }
 
 echo "== warm-up"
-for name in $sides; do DURATION=3s attack "$name" 50 >/dev/null; done
+for name in "${side_list[@]}"; do DURATION=3s attack "$name" 50 >/dev/null; done
 : >"$work/results.jsonl"
 
 if [[ -n "${BENCH_SEARCH:-}" ]]; then
@@ -165,16 +220,16 @@ if [[ -n "${BENCH_SEARCH:-}" ]]; then
   step=${BENCH_SEARCH_STEP:-50}
   ceiling=${BENCH_P99_MS:-100}
   declare -A lo hi
-  for name in $sides; do lo[$name]=${BENCH_SEARCH_LO:-400} hi[$name]=${BENCH_SEARCH_HI:-2400}; done
+  for name in "${side_list[@]}"; do lo[$name]=${BENCH_SEARCH_LO:-400} hi[$name]=${BENCH_SEARCH_HI:-2400}; done
   echo "== create-order, bisection for the highest rate kept up with p99 <= $ceiling ms," \
-    "${lo[bare]}..${hi[bare]}/s to ${step}/s, $DURATION per probe, a failed probe repeated once" \
+    "${BENCH_SEARCH_LO:-400}..${BENCH_SEARCH_HI:-2400}/s to ${step}/s, $DURATION per probe, a failed probe repeated once" \
     "(machine: $(nproc) cores)"
-  # Each round probes every side once, so drift of the machine hits all three alike. A probe
+  # Each round probes every side once, so drift of the machine hits all of them alike. A probe
   # halves its side's interval: up when it kept up, down when it failed twice in a row (one
   # checkpoint or autovacuum must not decide the result).
-  for _ in $(seq 1 8); do
+  for round in $(seq 1 8); do
     probed=0
-    for name in $sides; do
+    for name in $(rotated "$round"); do
       (( hi[$name] - lo[$name] > step )) || continue
       rate=$(( (lo[$name] + hi[$name]) / 2 / step * step ))
       (( rate > lo[$name] )) || rate=$(( lo[$name] + step ))
@@ -197,10 +252,19 @@ if [[ -n "${BENCH_SEARCH:-}" ]]; then
   # side none of whose probes kept up shows as "none", below the search's floor.
 else
   echo "== create-order, fixed arrival rate, $DURATION per step (machine: $(nproc) cores)"
+  step_no=0
   for rate in $RATES; do
-    for name in $sides; do attack "$name" "$rate"; done
+    for name in $(rotated "$step_no"); do attack "$name" "$rate"; done
+    step_no=$((step_no + 1))
   done
 fi
 
-curl -sf -m 5 "${service_url%/v1/orders}/metrics" >"$work/service-metrics.txt" || true
+curl -sf -m 5 "${url[service]%/v1/orders}/metrics" >"$work/service-metrics.txt" || true
+# The settling updates are meant to be heap-only (no index touched: the tables keep free space per
+# page); the share that was, per side's database, says whether that held under this load.
+echo "== updates that were heap-only (HOT), per database: table hot/all"
+for name in "${side_list[@]}"; do
+  docker exec "$container" psql -qAt -U kit -d "$name" -c "SELECT string_agg(format('%s %s/%s', relname, n_tup_hot_upd, n_tup_upd), '  ' ORDER BY relname) FROM pg_stat_user_tables WHERE n_tup_upd > 0" |
+    sed "s/^/   $name: /" || true
+done
 tool summary "$work/results.jsonl" "${BENCH_P99_MS:-100}"

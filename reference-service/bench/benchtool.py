@@ -64,26 +64,85 @@ def kept(results, name, rate, p99_ceiling_ms):
     sys.exit(0 if kept_up(last, float(p99_ceiling_ms)) else 1)
 
 
+def mean_rows(rows):
+    """Rows of one side at one rate, averaged: a grid may repeat a rate to interleave in time."""
+    out = dict(rows[-1])
+    for k in ("throughput", "p50_ms", "p99_ms", "success"):
+        out[k] = sum(r[k] for r in rows) / len(rows)
+    out["p99_ms"] = max(r["p99_ms"] for r in rows)  # the worst repeat: a tail is not averaged away
+    cpu = [r.get("cpu_ms") for r in rows if r.get("cpu_ms")]
+    if cpu:
+        out["cpu_ms"] = {k: sum(c[k] for c in cpu) / len(cpu) for k in cpu[0]}
+    out["runs"] = len(rows)
+    return out
+
+
+# The pairs a before/after run compares: (current side, its baseline in the same run).
+PAIRS = (("service", "basesvc"), ("work", "basework"))
+
+
 def summary(results, p99_ceiling_ms="100"):
     rows = [json.loads(line) for line in open(results)]
-    by = {(r["name"], r["rate"]): r for r in rows}
+    names = list(dict.fromkeys(r["name"] for r in rows))
+    grouped = {}
+    for r in rows:
+        grouped.setdefault((r["name"], r["rate"]), []).append(r)
+    by = {k: mean_rows(v) for k, v in grouped.items()}
+    rates = sorted({r["rate"] for r in rows})
     ceiling = float(p99_ceiling_ms)
     best = {}
     for r in rows:
         if kept_up(r, ceiling):
             best[r["name"]] = max(best.get(r["name"], 0), r["rate"])
+
     def show(name):
         return "%d/s" % best[name] if name in best else "none"
-    print("== highest tested rate kept up with p99 <= %.0f ms: service %s, work %s, bare %s" % (
-        ceiling, show("service"), show("work"), show("bare")))
-    for a, b, what in (("service", "bare", "target >= 70%"), ("service", "work", "the middleware"),
-                       ("work", "bare", "the playbook's storage and payments work")):
+    print("== highest tested rate kept up with p99 <= %.0f ms: %s" % (
+        ceiling, ", ".join("%s %s" % (n, show(n)) for n in names)))
+    for a, b, what in (("service", "bare", "target >= 70%"),
+                       ("service", "work", "the middleware; target >= 90%"),
+                       ("basesvc", "basework", "the middleware, before"),
+                       ("work", "bare", "the playbook's storage and payments work"),
+                       ("basework", "bare", "the playbook's storage and payments work, before")):
         if best.get(a) and best.get(b):
-            print("   %s/%s at the same p99 ceiling: %.0f%% (%s)" % (a, b, best[a] / best[b] * 100, what))
+            print("   kept-up %s/%s: %.0f%% (%s)" % (a, b, best[a] / best[b] * 100, what))
+
+    print("== CPU per order (ms of CPU per request sent; a rate run more than once is averaged)")
+    print("%-9s %6s %10s %9s %9s %9s %9s %9s" % (
+        "side", "rate", "thr/s", "p99 ms", "own", "postgres", "payments", "pg/bare"))
+    for rate in rates:
+        b = by.get(("bare", rate))
+        bpg = b["cpu_ms"]["postgres"] if b and b.get("cpu_ms") else 0
+        for n in names:
+            r = by.get((n, rate))
+            if not r or not r.get("cpu_ms"):
+                continue
+            c = r["cpu_ms"]
+            print("%-9s %6d %10.1f %9.2f %9.3f %9.3f %9.3f %9s" % (
+                n, rate, r["throughput"], r["p99_ms"], c["app"], c["postgres"], c["payments"],
+                "%.2fx" % (c["postgres"] / bpg) if bpg else "-"))
+    print("== PostgreSQL CPU per order against the bare insert's (target service/bare <= 2x)")
+    for rate in rates:
+        b = by.get(("bare", rate))
+        if not b or not b.get("cpu_ms") or not b["cpu_ms"]["postgres"]:
+            continue
+        bpg = b["cpu_ms"]["postgres"]
+        parts = []
+        for n in ("service", "basesvc", "work", "basework"):
+            r = by.get((n, rate))
+            if r and r.get("cpu_ms"):
+                parts.append("%s/bare=%.2fx" % (n, r["cpu_ms"]["postgres"] / bpg))
+        for cur, base in PAIRS:
+            r, o = by.get((cur, rate)), by.get((base, rate))
+            if r and o and r.get("cpu_ms") and o.get("cpu_ms") and o["cpu_ms"]["postgres"]:
+                parts.append("%s/%s=%+.0f%%" % (cur, base, (r["cpu_ms"]["postgres"] / o["cpu_ms"]["postgres"] - 1) * 100))
+        print("rate=%5d/s  %s" % (rate, "  ".join(parts)))
+
     print("== service / bare and service / work (successful throughput; p99 side by side)")
+
     def good(r):
         return r["throughput"] * r["success"]
-    for rate in sorted({r["rate"] for r in rows}):
+    for rate in rates:
         s, b, w = by.get(("service", rate)), by.get(("bare", rate)), by.get(("work", rate))
         if s and b and w and good(b) > 0 and good(w) > 0:
             print("rate=%5d/s  service/bare=%6.1f%%  service/work=%6.1f%%  p99 service=%.2fms work=%.2fms bare=%.2fms" % (

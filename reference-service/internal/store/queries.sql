@@ -111,10 +111,12 @@ FROM audit_log
 WHERE tenant_id = $1 AND order_id = $2
 ORDER BY id;
 
--- name: PlaceOrderFast :one
+-- name: PlaceOrderFast :execrows
 -- The common case of BeginPlacement in one statement, so one round trip and one implicit
 -- transaction: the key, and only if the key was new, the order, its event and its audit row.
--- 0 means the key already existed and nothing was written.
+-- Affects 1 row (the audit row) when all four were written, 0 when the key already existed and
+-- nothing was. Each write hangs off the key's RETURNING alone: a failed insert fails the whole
+-- statement, so nothing else needs to hand a row on, and the statement returns no rows at all.
 WITH k AS (
     INSERT INTO idempotency_keys (tenant_id, key, request_hash, order_id, recovery_point, locked_until, created_at)
     VALUES (@tenant_id::text, @key::text, @request_hash::bytea, @order_id::uuid, 'order_created', @locked_until::timestamptz, @now::timestamptz)
@@ -125,22 +127,18 @@ WITH k AS (
     SELECT @tenant_id::text, k.order_id, @customer_email::text, @currency::text, @amount_minor::bigint, @items::jsonb,
            @status::text, @card_last4::text, @now::timestamptz, @now::timestamptz
     FROM k
-    RETURNING id
 ), e AS (
     INSERT INTO outbox (event_id, tenant_id, subject, payload, created_at)
-    SELECT @event_id::uuid, @tenant_id::text, @subject::text, @payload::jsonb, @now::timestamptz FROM o
-    RETURNING seq
-), a AS (
-    INSERT INTO audit_log (tenant_id, order_id, actor, action, from_status, to_status, request_id, at)
-    SELECT @tenant_id::text, o.id, @actor::text, 'order.create', NULL, @status::text, @request_id::text, @now::timestamptz FROM o
-    RETURNING id
+    SELECT @event_id::uuid, @tenant_id::text, @subject::text, @payload::jsonb, @now::timestamptz FROM k
 )
-SELECT (SELECT count(*) FROM o)::bigint + (SELECT count(*) FROM e)::bigint + (SELECT count(*) FROM a)::bigint AS written;
+INSERT INTO audit_log (tenant_id, order_id, actor, action, from_status, to_status, request_id, at)
+SELECT @tenant_id::text, k.order_id, @actor::text, 'order.create', NULL, @status::text, @request_id::text, @now::timestamptz FROM k;
 
--- name: SettleOrderFast :one
+-- name: SettleOrderFast :execrows
 -- The common case of FinishPlacement in one statement: only if the order is still pending at the
 -- version the caller rendered, settle it, write its event and audit row, and record the response.
--- 0 means the order moved meanwhile and nothing was written.
+-- Affects 1 row (the key) when all four were written, 0 when the order moved meanwhile (or its
+-- key is gone) and nothing was recorded.
 WITH o AS (
     UPDATE orders
     SET status = @status::text, payment_id = sqlc.narg(payment_id)::text, version = version + 1, updated_at = @now::timestamptz
@@ -149,18 +147,13 @@ WITH o AS (
 ), e AS (
     INSERT INTO outbox (event_id, tenant_id, subject, payload, created_at)
     SELECT @event_id::uuid, @tenant_id::text, @subject::text, @payload::jsonb, @now::timestamptz FROM o
-    RETURNING seq
 ), a AS (
     INSERT INTO audit_log (tenant_id, order_id, actor, action, from_status, to_status, request_id, at)
     SELECT @tenant_id::text, o.id, @actor::text, 'order.settle_payment', 'pending_payment', @status::text, @request_id::text, @now::timestamptz FROM o
-    RETURNING id
-), k AS (
-    UPDATE idempotency_keys
-    SET recovery_point = 'finished', locked_until = NULL, response_status = @response_status::int, response_body = @response_body::bytea
-    WHERE tenant_id = @tenant_id::text AND key = @key::text AND EXISTS (SELECT 1 FROM o)
-    RETURNING 1
 )
-SELECT (SELECT count(*) FROM k)::bigint + (SELECT count(*) FROM e)::bigint + (SELECT count(*) FROM a)::bigint AS written;
+UPDATE idempotency_keys
+SET recovery_point = 'finished', locked_until = NULL, response_status = @response_status::int, response_body = @response_body::bytea
+WHERE tenant_id = @tenant_id::text AND key = @key::text AND EXISTS (SELECT 1 FROM o);
 
 -- name: DeletePublishedOutbox :execrows
 -- Published events older than the cutoff, walking the primary key only below the oldest event

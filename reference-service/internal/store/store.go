@@ -188,7 +188,7 @@ func (s *Store) placeFast(ctx context.Context, p domain.Placement) (bool, error)
 		return false, fmt.Errorf("encoding event: %w", err)
 	}
 	o := p.Order
-	written, err := s.q.PlaceOrderFast(ctx, db.PlaceOrderFastParams{
+	n, err := s.q.PlaceOrderFast(ctx, db.PlaceOrderFastParams{
 		TenantID: string(p.Actor.Tenant), Key: p.Key, RequestHash: p.Fingerprint, OrderID: o.ID,
 		LockedUntil: p.LeaseUntil, Now: p.Now, CustomerEmail: string(o.CustomerEmail), Currency: o.Currency,
 		AmountMinor: o.AmountMinor, Items: items, Status: string(o.Status), CardLast4: o.CardLast4,
@@ -198,7 +198,7 @@ func (s *Store) placeFast(ctx context.Context, p domain.Placement) (bool, error)
 	if err != nil {
 		return false, classify(err)
 	}
-	return written == 3, nil
+	return n == 1, nil
 }
 
 // settleFast settles a still-pending order in one statement. It reports false, having written
@@ -224,7 +224,7 @@ func (s *Store) settleFast(ctx context.Context, st domain.Settlement) (domain.Or
 	if err != nil {
 		return domain.Order{}, domain.RecordedResponse{}, false, fmt.Errorf("encoding event: %w", err)
 	}
-	written, err := s.q.SettleOrderFast(ctx, db.SettleOrderFastParams{
+	n, err := s.q.SettleOrderFast(ctx, db.SettleOrderFastParams{
 		Status: string(st.Status), PaymentID: pgtype.Text{String: st.PaymentID, Valid: st.PaymentID != ""},
 		Now: st.Now, TenantID: string(st.Actor.Tenant), OrderID: st.OrderID, Version: st.Order.Version,
 		EventID: st.Event.ID, Subject: st.Event.Subject(), Payload: payload,
@@ -235,7 +235,7 @@ func (s *Store) settleFast(ctx context.Context, st domain.Settlement) (domain.Or
 	if err != nil {
 		return domain.Order{}, domain.RecordedResponse{}, false, classify(err)
 	}
-	return settled, resp, written == 3, nil
+	return settled, resp, n == 1, nil
 }
 
 // finishUnchanged records the response for an order that stays pending, in one statement, if

@@ -580,76 +580,74 @@ func (q *Queries) PendingOutbox(ctx context.Context, maxRows int32) ([]PendingOu
 	return items, nil
 }
 
-const placeOrderFast = `-- name: PlaceOrderFast :one
+const placeOrderFast = `-- name: PlaceOrderFast :execrows
 WITH k AS (
     INSERT INTO idempotency_keys (tenant_id, key, request_hash, order_id, recovery_point, locked_until, created_at)
-    VALUES ($1::text, $2::text, $3::bytea, $4::uuid, 'order_created', $5::timestamptz, $6::timestamptz)
+    VALUES ($1::text, $6::text, $7::bytea, $8::uuid, 'order_created', $9::timestamptz, $5::timestamptz)
     ON CONFLICT (tenant_id, key) DO NOTHING
     RETURNING order_id
 ), o AS (
     INSERT INTO orders (tenant_id, id, customer_email, currency, amount_minor, items, status, card_last4, created_at, updated_at)
-    SELECT $1::text, k.order_id, $7::text, $8::text, $9::bigint, $10::jsonb,
-           $11::text, $12::text, $6::timestamptz, $6::timestamptz
+    SELECT $1::text, k.order_id, $10::text, $11::text, $12::bigint, $13::jsonb,
+           $3::text, $14::text, $5::timestamptz, $5::timestamptz
     FROM k
-    RETURNING id
 ), e AS (
     INSERT INTO outbox (event_id, tenant_id, subject, payload, created_at)
-    SELECT $13::uuid, $1::text, $14::text, $15::jsonb, $6::timestamptz FROM o
-    RETURNING seq
-), a AS (
-    INSERT INTO audit_log (tenant_id, order_id, actor, action, from_status, to_status, request_id, at)
-    SELECT $1::text, o.id, $16::text, 'order.create', NULL, $11::text, $17::text, $6::timestamptz FROM o
-    RETURNING id
+    SELECT $15::uuid, $1::text, $16::text, $17::jsonb, $5::timestamptz FROM k
 )
-SELECT (SELECT count(*) FROM o)::bigint + (SELECT count(*) FROM e)::bigint + (SELECT count(*) FROM a)::bigint AS written
+INSERT INTO audit_log (tenant_id, order_id, actor, action, from_status, to_status, request_id, at)
+SELECT $1::text, k.order_id, $2::text, 'order.create', NULL, $3::text, $4::text, $5::timestamptz FROM k
 `
 
 type PlaceOrderFastParams struct {
 	TenantID      string
+	Actor         string
+	Status        string
+	RequestID     string
+	Now           time.Time
 	Key           string
 	RequestHash   []byte
 	OrderID       uuid.UUID
 	LockedUntil   time.Time
-	Now           time.Time
 	CustomerEmail string
 	Currency      string
 	AmountMinor   int64
 	Items         []byte
-	Status        string
 	CardLast4     string
 	EventID       uuid.UUID
 	Subject       string
 	Payload       []byte
-	Actor         string
-	RequestID     string
 }
 
 // The common case of BeginPlacement in one statement, so one round trip and one implicit
 // transaction: the key, and only if the key was new, the order, its event and its audit row.
-// 0 means the key already existed and nothing was written.
-func (q *Queries) PlaceOrderFast(ctx context.Context, arg PlaceOrderFastParams) (int32, error) {
-	row := q.db.QueryRow(ctx, placeOrderFast,
+// Affects 1 row (the audit row) when all four were written, 0 when the key already existed and
+// nothing was. Each write hangs off the key's RETURNING alone: a failed insert fails the whole
+// statement, so nothing else needs to hand a row on, and the statement returns no rows at all.
+func (q *Queries) PlaceOrderFast(ctx context.Context, arg PlaceOrderFastParams) (int64, error) {
+	result, err := q.db.Exec(ctx, placeOrderFast,
 		arg.TenantID,
+		arg.Actor,
+		arg.Status,
+		arg.RequestID,
+		arg.Now,
 		arg.Key,
 		arg.RequestHash,
 		arg.OrderID,
 		arg.LockedUntil,
-		arg.Now,
 		arg.CustomerEmail,
 		arg.Currency,
 		arg.AmountMinor,
 		arg.Items,
-		arg.Status,
 		arg.CardLast4,
 		arg.EventID,
 		arg.Subject,
 		arg.Payload,
-		arg.Actor,
-		arg.RequestID,
 	)
-	var written int32
-	err := row.Scan(&written)
-	return written, err
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const releaseIdempotencyLease = `-- name: ReleaseIdempotencyLease :exec
@@ -668,34 +666,32 @@ func (q *Queries) ReleaseIdempotencyLease(ctx context.Context, arg ReleaseIdempo
 	return err
 }
 
-const settleOrderFast = `-- name: SettleOrderFast :one
+const settleOrderFast = `-- name: SettleOrderFast :execrows
 WITH o AS (
     UPDATE orders
-    SET status = $1::text, payment_id = $2::text, version = version + 1, updated_at = $3::timestamptz
-    WHERE tenant_id = $4::text AND id = $5::uuid AND status = 'pending_payment' AND version = $6::int
+    SET status = $5::text, payment_id = $6::text, version = version + 1, updated_at = $7::timestamptz
+    WHERE tenant_id = $3::text AND id = $8::uuid AND status = 'pending_payment' AND version = $9::int
     RETURNING id
 ), e AS (
     INSERT INTO outbox (event_id, tenant_id, subject, payload, created_at)
-    SELECT $7::uuid, $4::text, $8::text, $9::jsonb, $3::timestamptz FROM o
-    RETURNING seq
+    SELECT $10::uuid, $3::text, $11::text, $12::jsonb, $7::timestamptz FROM o
 ), a AS (
     INSERT INTO audit_log (tenant_id, order_id, actor, action, from_status, to_status, request_id, at)
-    SELECT $4::text, o.id, $10::text, 'order.settle_payment', 'pending_payment', $1::text, $11::text, $3::timestamptz FROM o
-    RETURNING id
-), k AS (
-    UPDATE idempotency_keys
-    SET recovery_point = 'finished', locked_until = NULL, response_status = $12::int, response_body = $13::bytea
-    WHERE tenant_id = $4::text AND key = $14::text AND EXISTS (SELECT 1 FROM o)
-    RETURNING 1
+    SELECT $3::text, o.id, $13::text, 'order.settle_payment', 'pending_payment', $5::text, $14::text, $7::timestamptz FROM o
 )
-SELECT (SELECT count(*) FROM k)::bigint + (SELECT count(*) FROM e)::bigint + (SELECT count(*) FROM a)::bigint AS written
+UPDATE idempotency_keys
+SET recovery_point = 'finished', locked_until = NULL, response_status = $1::int, response_body = $2::bytea
+WHERE tenant_id = $3::text AND key = $4::text AND EXISTS (SELECT 1 FROM o)
 `
 
 type SettleOrderFastParams struct {
+	ResponseStatus int32
+	ResponseBody   []byte
+	TenantID       string
+	Key            string
 	Status         string
 	PaymentID      pgtype.Text
 	Now            time.Time
-	TenantID       string
 	OrderID        uuid.UUID
 	Version        int32
 	EventID        uuid.UUID
@@ -703,20 +699,21 @@ type SettleOrderFastParams struct {
 	Payload        []byte
 	Actor          string
 	RequestID      string
-	ResponseStatus int32
-	ResponseBody   []byte
-	Key            string
 }
 
 // The common case of FinishPlacement in one statement: only if the order is still pending at the
 // version the caller rendered, settle it, write its event and audit row, and record the response.
-// 0 means the order moved meanwhile and nothing was written.
-func (q *Queries) SettleOrderFast(ctx context.Context, arg SettleOrderFastParams) (int32, error) {
-	row := q.db.QueryRow(ctx, settleOrderFast,
+// Affects 1 row (the key) when all four were written, 0 when the order moved meanwhile (or its
+// key is gone) and nothing was recorded.
+func (q *Queries) SettleOrderFast(ctx context.Context, arg SettleOrderFastParams) (int64, error) {
+	result, err := q.db.Exec(ctx, settleOrderFast,
+		arg.ResponseStatus,
+		arg.ResponseBody,
+		arg.TenantID,
+		arg.Key,
 		arg.Status,
 		arg.PaymentID,
 		arg.Now,
-		arg.TenantID,
 		arg.OrderID,
 		arg.Version,
 		arg.EventID,
@@ -724,13 +721,11 @@ func (q *Queries) SettleOrderFast(ctx context.Context, arg SettleOrderFastParams
 		arg.Payload,
 		arg.Actor,
 		arg.RequestID,
-		arg.ResponseStatus,
-		arg.ResponseBody,
-		arg.Key,
 	)
-	var written int32
-	err := row.Scan(&written)
-	return written, err
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const tryRelayLock = `-- name: TryRelayLock :one
