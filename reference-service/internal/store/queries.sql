@@ -94,9 +94,16 @@ LIMIT sqlc.arg(max_rows)::int;
 UPDATE outbox SET published_at = sqlc.arg(published_at) WHERE seq = ANY(sqlc.arg(seqs)::bigint[]) AND published_at IS NULL;
 
 -- name: OutboxBacklog :one
-SELECT count(*)::bigint AS pending, COALESCE(min(created_at), now())::timestamptz AS oldest
-FROM outbox
-WHERE published_at IS NULL;
+-- Read every second, also while the relay is down and events pile up: both parts walk the
+-- pending index and stop early. The count stops at 100000 (a backlog alert fires far below it);
+-- the oldest is the head of the queue the relay publishes in order.
+SELECT
+  (SELECT count(*) FROM (
+     SELECT 1 FROM outbox WHERE published_at IS NULL LIMIT 100000
+   ) AS p)::bigint AS pending,
+  COALESCE((
+    SELECT created_at FROM outbox WHERE published_at IS NULL ORDER BY txid, seq LIMIT 1
+  ), now())::timestamptz AS oldest;
 
 -- name: TryRelayLock :one
 SELECT pg_try_advisory_xact_lock(sqlc.arg(lock_key)::bigint) AS locked;

@@ -90,10 +90,10 @@ func NewMetrics() *Metrics {
 			Name: "cache_degraded", Help: "1 while the last cache operation failed and reads fall back to PostgreSQL.",
 		}),
 		OutboxBacklog: f.NewGauge(prometheus.GaugeOpts{
-			Name: "outbox_backlog_events", Help: "Events written but not yet published.",
+			Name: "outbox_backlog_events", Help: "Events written but not yet published (counted up to 100000).",
 		}),
 		OutboxOldestAge: f.NewGauge(prometheus.GaugeOpts{
-			Name: "outbox_oldest_event_age_seconds", Help: "Age of the oldest unpublished event (0 when none).",
+			Name: "outbox_oldest_event_age_seconds", Help: "Age of the oldest unpublished event, the head of the relay's queue (0 when none).",
 		}),
 		OutboxPublished: f.NewCounter(prometheus.CounterOpts{
 			Name: "outbox_published_total", Help: "Events published to JetStream and acknowledged.",
