@@ -251,9 +251,7 @@ wall=$((SECONDS - started))
   echo "|---|---|---|---|---|---:|"
   printf '| %s |\n' "${rows[@]}" | sort
   echo
-  echo "$caught of ${#sel[@]} caught; controls (unmutated): $(
-    IFS=';'
-    echo "${controls[*]}"
-  ); wall time $((wall / 60)) min $((wall % 60)) s"
+  ctl=$(printf '%s, ' "${controls[@]}")
+  echo "$caught of ${#sel[@]} caught; controls (unmutated): ${ctl%, }; wall time $((wall / 60)) min $((wall % 60)) s"
 } | tee "$out/table.md"
 ((caught == ${#sel[@]}))
