@@ -130,7 +130,7 @@ drill-run:
 	  echo "make drill: verdict exit code $$code; reports in $(REPORTS)/chaos-drill/"; \
 	  exit $$code
 
-# The mutation check (about 40 minutes; not part of `make test`): each planted weakness of
+# The mutation check (about 25 minutes; not part of `make test`): each planted weakness of
 # mutants/ applied alone to a copy of the service and run through its gates (smoke, short drill,
 # compare) until one fails it; one row per weakness, caught or missed and by which rules
 # (mutants/README.md). MUTANTS="06 11" runs those only.
