@@ -27,7 +27,7 @@ SERVICE := reference-service
 # sqlc's generated code is checked in; `make test` regenerates it in memory and fails on a diff.
 SQLC_VERSION := v1.31.1
 
-.PHONY: help setup test demo drill demo-run drill-run test-platform test-go test-contract test-compose test-rust test-ci-templates test-deploy build compare compare-run bench-service bench-verifier bench-judge bench-judge-service bench-profiles
+.PHONY: help setup test demo drill mutants demo-run drill-run test-platform test-go test-contract test-compose test-rust test-ci-templates test-deploy build compare compare-run bench-service bench-verifier bench-judge bench-judge-service bench-profiles
 
 help:
 	@echo "make demo   run the main job: the smoke gate end to end (see README.md)"
@@ -54,6 +54,7 @@ test-go:
 	@cd $(SERVICE) && $(GOLANGCI_LINT) run ./...
 	@cd $(SERVICE) && go run github.com/sqlc-dev/sqlc/cmd/sqlc@$(SQLC_VERSION) diff
 	@cd $(SERVICE) && go test -race -count=1 ./...
+	@bash mutants/run.sh --check
 
 # Schemathesis against the service and its real dependencies in containers: every check, the
 # stateful phase, a tenant and an admin token; zero failures and zero server errors (~100 s).
@@ -128,6 +129,16 @@ drill-run:
 	  code=0 && ./target/release/verifier run scenarios/chaos-drill.yaml --report-dir $(REPORTS)/chaos-drill || code=$$?; \
 	  echo "make drill: verdict exit code $$code; reports in $(REPORTS)/chaos-drill/"; \
 	  exit $$code
+
+# The mutation check (about 25 minutes; not part of `make test`): each planted weakness of
+# mutants/ applied alone to a copy of the service and run through its gates (smoke, short drill,
+# compare) until one fails it; one row per weakness, caught or missed and by which rules
+# (mutants/README.md). MUTANTS="06 11" runs those only.
+MUTANTS ?=
+mutants:
+	@bash platform/setup.sh run
+	@$(MAKE) build
+	@bash mutants/run.sh $(MUTANTS)
 
 # Performance acceptance against a release: BASE's service (built from that commit, cached by it)
 # is the baseline, the working tree's the candidate; one paired run of scenarios/compare.yaml.
