@@ -32,7 +32,8 @@ SQLC_VERSION := v1.31.1
 help:
 	@echo "make demo   run the main job: the smoke gate end to end (see README.md)"
 	@echo "make test   run every test suite (provisions the engine, images and tools first)"
-	@echo "make drill  the chaos drill; make bench-service, make bench-verifier: benchmarks"
+	@echo "make drill  the chaos drill; make mutants: the gates against planted weaknesses"
+	@echo "make bench-service, make bench-verifier, make bench-judge: benchmarks"
 
 setup:
 	@bash platform/setup.sh
