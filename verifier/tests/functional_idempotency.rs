@@ -107,7 +107,10 @@ impl StandIn {
         match self.defect {
             Defect::NoBackoff => 0.0,
             Defect::RetryStorm => 40.0 * jitter,
-            Defect::FlatBackoff => 30.0 * jitter,
+            // Flat at 25-55 ms: above the idle check's 20 ms, below the 2nd retry's window,
+            // and spread widely enough that six requests pass the jitter check but about 1 time
+            // in 3,000 (30 ms ± 25 % failed it about 1 run in 8).
+            Defect::FlatBackoff => 40.0 * (1.0 + 1.5 * (jitter - 1.0)),
             Defect::Unjittered => 30.0 * 3f64.powi(n as i32 - 1),
             _ => 30.0 * 3f64.powi(n as i32 - 1) * jitter,
         }
@@ -197,7 +200,16 @@ impl StandIn {
             return (201, vec![], answer);
         }
         if self.defect != Defect::NoDedup {
-            let seen = self.store.lock().unwrap().keys.get(key).cloned();
+            // Looked up and claimed under one lock, as a unique key would be: only the Racy
+            // defect looks first and records later.
+            let seen = {
+                let mut store = self.store.lock().unwrap();
+                let seen = store.keys.get(key).cloned();
+                if seen.is_none() && self.defect != Defect::Racy {
+                    store.keys.insert(key.to_owned(), (body.to_vec(), None));
+                }
+                seen
+            };
             match seen {
                 Some((first, _)) if first != body && self.defect != Defect::IgnoresMismatch => {
                     return problem(422, REUSED);
@@ -221,12 +233,12 @@ impl StandIn {
                 // Wide enough that every duplicate released together looks before any records,
                 // however slowly a loaded machine opens their connections.
                 tokio::time::sleep(Duration::from_millis(300)).await;
+                self.store
+                    .lock()
+                    .unwrap()
+                    .keys
+                    .insert(key.to_owned(), (body.to_vec(), None));
             }
-            self.store
-                .lock()
-                .unwrap()
-                .keys
-                .insert(key.to_owned(), (body.to_vec(), None));
         }
         // Unique across stand-ins: tests may share one stream.
         let id = format!(
