@@ -153,7 +153,8 @@ gate() {
     -e "s|\.\./dashboards/|$root/dashboards/|g" "$src" >"$dst"
   grep -qF "command: [\"$svc\"]" "$dst" || die "$src no longer says command: [target/bin/service]"
   code=0
-  "$VERIFIER" run "$dst" --report-dir "$dir" --progress off >"$dir.log" 2>&1 || code=$?
+  # Each scenario's plan bounds its run; the outer limit only guards against a hung start.
+  timeout --kill-after=30s 900s "$VERIFIER" run "$dst" --report-dir "$dir" --progress off >"$dir.log" 2>&1 || code=$?
   failed=$(jq -r '[.verdict.rules[] | select(.status == "fail") | .id] | join(" ")' "$dir/report.json" 2>/dev/null || true)
   inconc=$(jq -r '[.verdict.rules[] | select(.status == "inconclusive") | .id] | join(" ")' "$dir/report.json" 2>/dev/null || true)
 }
