@@ -105,14 +105,14 @@ REPORTS := reports
 # The smoke gate end to end: build both programs, bring the service's world up in containers,
 # run scenarios/smoke.yaml, print the verdict. The exit code is the verdict's (README).
 demo:
-	@bash platform/setup.sh run
-	@$(MAKE) build demo-run
+	@bash platform/setup-and-build.sh "$(MAKE)"
+	@$(MAKE) demo-run
 
 # The chaos drill (about 3 minutes): faults in each dependency under load, steady-state checks,
 # nothing-lost read-backs.
 drill:
-	@bash platform/setup.sh run
-	@$(MAKE) build drill-run
+	@bash platform/setup-and-build.sh "$(MAKE)"
+	@$(MAKE) drill-run
 
 # The runs themselves, in a second make that reads the image names setup just wrote
 # (.kit/images.env does not exist yet when a fresh clone's first make starts).
@@ -137,16 +137,15 @@ drill-run:
 # (mutants/README.md). MUTANTS="06 11" runs those only.
 MUTANTS ?=
 mutants:
-	@bash platform/setup.sh run
-	@$(MAKE) build
+	@bash platform/setup-and-build.sh "$(MAKE)"
 	@bash mutants/run.sh $(MUTANTS)
 
 # Performance acceptance against a release: BASE's service (built from that commit, cached by it)
 # is the baseline, the working tree's the candidate; one paired run of scenarios/compare.yaml.
 BASE ?= HEAD
 compare:
-	@bash platform/setup.sh run
-	@$(MAKE) build compare-run
+	@bash platform/setup-and-build.sh "$(MAKE)"
+	@$(MAKE) compare-run
 
 compare-run:
 	@bash platform/compare-base.sh "$(BASE)"
@@ -160,6 +159,8 @@ compare-run:
 bench-service: setup
 	@cd $(SERVICE) && bash bench/bench.sh
 
+# The load engines against wrk and oha on loopback; the verifier built with the fat profile
+# (BENCH_PROFILE=release for what `make build` gives).
 bench-verifier:
 	@bash verifier/bench/bench.sh
 

@@ -11,7 +11,9 @@
 # Installs what is missing (nginx and wrk from Debian, oha with cargo). Traffic goes only to
 # 127.0.0.1; every run is bounded by its duration. Environment knobs: BENCH_PORT,
 # BENCH_SECONDS (saturation run length), BENCH_ROUNDS (saturation rounds, default 5),
-# BENCH_CONNS, BENCH_TARGET_CPU, BENCH_GEN_CPU.
+# BENCH_CONNS, BENCH_TARGET_CPU, BENCH_GEN_CPU, BENCH_PROFILE (the verifier's build profile,
+# default fat: the faster generator, about 7 % more requests per CPU-second than release in
+# `make bench-profiles`; release measures what `make build` gives).
 #
 # A shared or virtual machine drifts by 10-20 % within a minute, so the saturation runs go in
 # rounds, the four generators one after another in each (the open engine right after wrk), and
@@ -88,7 +90,12 @@ load:
 EOF
 }
 
-VERIFIER="$ROOT/target/release/verifier"
+PROFILE=${BENCH_PROFILE:-fat}
+case $PROFILE in
+release | fat) ;;
+*) log "BENCH_PROFILE=$PROFILE: use fat (the default) or release"; exit 2 ;;
+esac
+VERIFIER="$ROOT/target/$PROFILE/verifier"
 run_verifier() { # scenario-file report-dir time-file
     timed "$3" "$VERIFIER" run "$1" --target "$URL" --report-dir "$2" --progress off >/dev/null 2>&1 || true
 }
@@ -96,8 +103,8 @@ run_verifier() { # scenario-file report-dir time-file
 
 main() {
     install_tools
-    log "building the verifier (release, as users build it)"
-    (cd "$ROOT" && cargo build --release -p verifier --quiet)
+    log "building the verifier (profile $PROFILE; the first fat build takes about 9 minutes on 2 cores)"
+    (cd "$ROOT" && cargo build --profile "$PROFILE" --locked -p verifier --bin verifier --quiet)
     nginx_start '{"ok":true}'
     log "target: nginx on CPU $TARGET_CPU, generators on CPU $GEN_CPU, $CONNS connections, ${SECONDS_RUN}s runs"
 
@@ -141,7 +148,7 @@ main() {
     range() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk -v f="${2:-%d}" 'NR == 1 {lo = $1} {hi = $1} END {printf f "-" f, lo, hi}'; }
 
     echo
-    echo "### Saturation ($ROUNDS rounds of ${SECONDS_RUN}s, $CONNS connections, nginx on one core)"
+    echo "### Saturation ($ROUNDS rounds of ${SECONDS_RUN}s, $CONNS connections, nginx on one core; verifier built with the $PROFILE profile)"
     echo
     row() { printf '| %-23s | %9s | %14s | %13s | %6s |\n' "$@"; }
     row "generator" "req/s" "req/CPU-s" "range" "RSS MB"
