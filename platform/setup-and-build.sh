@@ -6,29 +6,28 @@
 # for minutes. Either failing fails this script with that one's exit code, after both ended.
 #   platform/setup-and-build.sh MAKE    MAKE: the make to run `build` with ($(MAKE))
 set -uo pipefail
-here=$(dirname "${BASH_SOURCE[0]}")
+KIT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=platform/lib.sh
+. "$KIT_ROOT/platform/lib.sh"
 make_cmd=${1:-make}
 
-{
-  code=0
-  bash "$here/setup.sh" run || code=$?
-  [ "$code" -eq 0 ] && echo "platform: the dependencies' images are ready (${SECONDS} s)"
-  exit "$code"
-} &
+# Both sides in the background, so that a TERM to this script (an outer `timeout`) is handled at
+# once, not after a build of minutes: `wait` returns to the trap, a foreground child would not.
+bash "$KIT_ROOT/platform/setup.sh" run &
 setup_pid=$!
-# An interrupt reaches both (same process group); a TERM to this script alone is passed on.
-trap 'kill "$setup_pid" 2>/dev/null; wait "$setup_pid" 2>/dev/null; exit 143' TERM
+"$make_cmd" build &
+build_pid=$!
+trap 'kill "$setup_pid" "$build_pid" 2>/dev/null; wait; exit 143' TERM
 
-build=0
-"$make_cmd" build || build=$?
-[ "$build" -eq 0 ] && echo "platform: the service and the verifier are built (${SECONDS} s)"
-setup=0
-wait "$setup_pid" || setup=$?
-if [ "$setup" -ne 0 ]; then
-  echo "platform/setup.sh run failed (exit $setup); its message is above" >&2
-  exit "$setup"
-fi
-if [ "$build" -ne 0 ]; then
-  echo "make build failed (exit $build); the compiler's message is above" >&2
-fi
+# wait_side PID WHAT: waits for one side and says how it ended; returns its exit code.
+wait_side() {
+  local code=0
+  wait "$1" || code=$?
+  if [ "$code" -eq 0 ]; then note "$2 ready (${SECONDS} s)"; else note "$2 failed (exit $code); its message is above"; fi
+  return "$code"
+}
+setup=0 build=0
+wait_side "$setup_pid" "the dependencies' images (setup.sh run):" || setup=$?
+wait_side "$build_pid" "the service and the verifier (make build):" || build=$?
+[ "$setup" -ne 0 ] && exit "$setup"
 exit "$build"

@@ -11,9 +11,9 @@
 # Installs what is missing (nginx and wrk from Debian, oha with cargo). Traffic goes only to
 # 127.0.0.1; every run is bounded by its duration. Environment knobs: BENCH_PORT,
 # BENCH_SECONDS (saturation run length), BENCH_ROUNDS (saturation rounds, default 5),
-# BENCH_CONNS, BENCH_TARGET_CPU, BENCH_GEN_CPU, BENCH_PROFILE (the verifier's build profile,
-# default fat: the faster generator, about 7 % more requests per CPU-second than release in
-# `make bench-profiles`; release measures what `make build` gives).
+# BENCH_CONNS, BENCH_TARGET_CPU, BENCH_GEN_CPU, BENCH_PROFILE (the verifier's build profile:
+# fat, the default, the faster generator (verifier/README.md, Benchmark); release, what
+# `make build` gives).
 #
 # A shared or virtual machine drifts by 10-20 % within a minute, so the saturation runs go in
 # rounds, the four generators one after another in each (the open engine right after wrk), and
@@ -91,10 +91,6 @@ EOF
 }
 
 PROFILE=${BENCH_PROFILE:-fat}
-case $PROFILE in
-release | fat) ;;
-*) log "BENCH_PROFILE=$PROFILE: use fat (the default) or release"; exit 2 ;;
-esac
 VERIFIER="$ROOT/target/$PROFILE/verifier"
 run_verifier() { # scenario-file report-dir time-file
     timed "$3" "$VERIFIER" run "$1" --target "$URL" --report-dir "$2" --progress off >/dev/null 2>&1 || true
@@ -102,6 +98,10 @@ run_verifier() { # scenario-file report-dir time-file
 
 
 main() {
+    case $PROFILE in
+    release | fat) ;;
+    *) log "BENCH_PROFILE=$PROFILE: use fat (the default) or release"; exit 2 ;;
+    esac
     install_tools
     log "building the verifier (profile $PROFILE; the first fat build takes about 9 minutes on 2 cores)"
     (cd "$ROOT" && cargo build --profile "$PROFILE" --locked -p verifier --bin verifier --quiet)
